@@ -1,0 +1,259 @@
+"""The one sampling loop every diffusion solver uses.
+
+A *schedule* is a list of operations on the diffusion time axis:
+
+- :class:`Denoise` ``(t, t_prev)``: one reverse step from ``t`` to ``t_prev < t`` (``t_prev = -1`` is the clean image);
+- :class:`Renoise` ``(t_from, t_to)``: forward-diffuse the iterate from ``t_from`` back up to ``t_to > t_from`` with
+  ``q(x_{t_to} | x_{t_from})`` (RePaint's "jump back", Lugmayr et al., 2022, and long-grained restarts, seed 000 §6).
+
+Builders: :func:`ddpm_schedule` (all T ancestral steps), :func:`ddim_schedule` (strided), :func:`repaint_schedule`
+(short-grained resampling: each segment of ``jump_length`` steps is run ``resamplings`` times), and
+:func:`long_grained_schedule` (finish the reverse process, re-noise the result to a progressively smaller time, run again).
+
+At each :class:`Denoise` the loop asks the prior for ε, forms the Tweedie estimate x̂0, lets a *stepper* propose the
+unconditional ``x_{t_prev}`` and then lets the solver's *conditioning rule* turn the proposal into the conditioned
+iterate. Solvers differ only in the rule (and score-based samplers in their stepper).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from tqdm.auto import tqdm
+
+from ..priors.base import DiffusionPrior
+
+
+@dataclass(frozen=True)
+class Denoise:
+    t: int
+    t_prev: int
+
+
+@dataclass(frozen=True)
+class Renoise:
+    t_from: int
+    t_to: int
+
+
+Op = Denoise | Renoise
+
+
+def _check_count(name: str, value: int, minimum: int = 1) -> int:
+    if int(value) != value or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _chain(times: Sequence[int]) -> list[Denoise]:
+    times = [int(t) for t in times]
+    return [Denoise(t, tp) for t, tp in zip(times, times[1:] + [-1])]
+
+
+def ddpm_timesteps(num_train_timesteps: int) -> list[int]:
+    """All ``T`` timesteps ``T-1, …, 0``."""
+    return list(range(_check_count("num_train_timesteps", num_train_timesteps) - 1, -1, -1))
+
+
+def ddim_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
+    """``num_steps`` evenly spread timesteps from ``T - 1`` down to 0 (rounded ``linspace``, as MONAI 1.6's
+    ``DDIMScheduler.set_timesteps``), so sampling starts at the noisiest level the prior was trained on."""
+    n = _check_count("num_steps", num_steps)
+    T = _check_count("num_train_timesteps", num_train_timesteps)
+    if n > T:
+        raise ValueError(f"num_steps={n} exceeds num_train_timesteps={T}.")
+    if n == 1:
+        return [T - 1]
+    return [round((T - 1) * k / (n - 1)) for k in range(n - 1, -1, -1)]
+
+
+def ddpm_schedule(num_train_timesteps: int) -> list[Op]:
+    return _chain(ddpm_timesteps(num_train_timesteps))
+
+
+def ddim_schedule(num_train_timesteps: int, num_steps: int) -> list[Op]:
+    return _chain(ddim_timesteps(num_train_timesteps, num_steps))
+
+
+def repaint_schedule(timesteps: Sequence[int], jump_length: int, resamplings: int) -> list[Op]:
+    """Short-grained resampling (seed 000, after Lugmayr et al.): every segment of ``jump_length`` reverse steps is run,
+    re-noised back to its start, and run again, ``resamplings`` times in all. ``resamplings = 1`` is plain sampling."""
+    j = _check_count("jump_length", jump_length)
+    r = _check_count("resamplings", resamplings)
+    times = [int(t) for t in timesteps] + [-1]
+    ops: list[Op] = []
+    for start in range(0, len(times) - 1, j):
+        end = min(start + j, len(times) - 1)
+        segment = [Denoise(times[i], times[i + 1]) for i in range(start, end)]
+        for rep in range(r):
+            ops.extend(segment)
+            if rep < r - 1:
+                ops.append(Renoise(times[end], times[start]))
+    return ops
+
+
+def long_grained_schedule(timesteps: Sequence[int], restart_times: Sequence[int]) -> list[Op]:
+    """Long-grained resampling (seed 000): run the whole reverse process, then for each ``t_r`` in ``restart_times``
+    (strictly decreasing) re-noise the clean result to ``t_r`` with the forward process and run the reverse process from
+    there again, over the timesteps ``<= t_r``."""
+    times = [int(t) for t in timesteps]
+    restarts = [int(t) for t in restart_times]
+    if any(b >= a for a, b in zip(restarts, restarts[1:])):
+        raise ValueError(f"restart_times must be strictly decreasing, got {restarts}.")
+    if restarts and not 0 <= restarts[0] <= times[0]:
+        raise ValueError(f"restart_times must lie in [0, {times[0]}], got {restarts}.")
+    ops: list[Op] = _chain(times)
+    for tr in restarts:
+        sub = [t for t in times if t < tr]
+        ops.append(Renoise(-1, tr))
+        ops.extend(_chain([tr] + sub))
+    return ops
+
+
+def count_denoise(ops: Sequence[Op]) -> int:
+    """Number of reverse steps (= network evaluations) of a schedule."""
+    return sum(isinstance(op, Denoise) for op in ops)
+
+
+def renoise(
+    prior: DiffusionPrior, x: torch.Tensor, t_from: int, t_to: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Sample ``q(x_{t_to} | x_{t_from}) = N(sqrt(ᾱ_to/ᾱ_from) x, (1 - ᾱ_to/ᾱ_from) I)`` (``t_from = -1``: ᾱ = 1)."""
+    if not t_to > t_from:
+        raise ValueError(f"renoise needs t_to > t_from, got t_from={t_from}, t_to={t_to}.")
+    a_from = _abar(prior, t_from, x)
+    ratio = _abar(prior, t_to, x) / a_from
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
+    return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
+
+
+def _abar(prior: DiffusionPrior, t: int, like: torch.Tensor) -> torch.Tensor:
+    if t < 0:
+        return torch.ones((1, 1, 1, 1), dtype=like.dtype, device=like.device)
+    return prior.abar(t, like)
+
+
+class Stepper(Protocol):
+    """Proposes the unconditional ``x_{t_prev}`` from ``x_t`` and the prior's predictions."""
+
+    def __call__(
+        self, prior: DiffusionPrior, x_t: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor, x0: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor: ...
+
+
+class DDIMStepper:
+    """Generalised DDIM update (Song et al., 2021, eq. 12) between any ``t > t_prev``:
+
+    ``x_{t'} = sqrt(ᾱ_{t'}) x̂0 + sqrt(1 - ᾱ_{t'} - σ²) ε + σ z``,
+    ``σ = η sqrt((1 - ᾱ_{t'}) / (1 - ᾱ_t)) sqrt(1 - ᾱ_t / ᾱ_{t'})``.
+
+    With ``η = 1`` and ``t' = t - 1`` this is DDPM ancestral sampling with variance β̃_t (Ho et al., 2020);
+    ``η = 0`` is deterministic DDIM. Matches MONAI's ``DDIMScheduler.step`` / ``DDPMScheduler.step`` (tested).
+
+    Args:
+        eta: stochasticity η >= 0.
+        clip_x0: clip x̂0 to [-1, 1] (as MONAI's schedulers do by default) before the update; ε is then recomputed
+            from the clipped x̂0 so the update stays consistent.
+    """
+
+    def __init__(self, eta: float = 0.0, clip_x0: bool = True) -> None:
+        if not eta >= 0:
+            raise ValueError(f"eta must be >= 0, got {eta!r}.")
+        self.eta = float(eta)
+        self.clip_x0 = bool(clip_x0)
+
+    def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
+        a_t = _abar(prior, t, x_t)
+        a_prev = _abar(prior, t_prev, x_t)
+        if self.clip_x0:
+            x0 = x0.clamp(-1, 1)
+            eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        sigma = self.eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
+        mean = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp_min(0).sqrt() * eps
+        if self.eta > 0 and t_prev >= 0:
+            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device="cpu").to(x_t.device)
+            return mean + sigma * noise
+        return mean
+
+
+@dataclass
+class StepContext:
+    """What a conditioning rule sees at one reverse step.
+
+    Attributes:
+        x_t: iterate at time ``t`` ``(N, channels, H, W)``; requires grad when the rule asked for it.
+        t, t_prev: the step's times (``t_prev = -1``: clean image).
+        eps, x0: the prior's ε and Tweedie x̂0 at ``(x_t, t)`` (functions of ``x_t`` in the autograd graph if grad is on).
+        x_prev: the stepper's unconditional proposal for ``x_{t_prev}`` (detached).
+        index: position of this step in the schedule's reverse steps.
+        generator: the sampling RNG (for rules that add noise).
+    """
+
+    x_t: torch.Tensor
+    t: int
+    t_prev: int
+    eps: torch.Tensor
+    x0: torch.Tensor
+    x_prev: torch.Tensor
+    index: int
+    generator: torch.Generator | None
+
+
+ConditionFn = Callable[[StepContext], torch.Tensor]
+
+
+class NonFiniteIterateError(FloatingPointError):
+    """Raised when the sampling iterate turns NaN/Inf."""
+
+
+def sample_loop(
+    prior: DiffusionPrior,
+    ops: Sequence[Op],
+    x_init: torch.Tensor,
+    condition: ConditionFn | None = None,
+    stepper: Stepper | None = None,
+    needs_grad: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
+    desc: str = "sampling",
+) -> torch.Tensor:
+    """Walk ``ops`` from ``x_init`` (the iterate at the first op's time) and return the final iterate.
+
+    Args:
+        prior: the diffusion prior (ε-prediction).
+        ops: schedule from one of the builders above.
+        x_init: ``(N, channels, H, W)`` real.
+        condition: the solver's rule ``ctx -> conditioned x_prev``; ``None`` samples unconditionally.
+        stepper: proposal update (default :class:`DDIMStepper` with η = 0).
+        needs_grad: evaluate the prior with autograd on ``x_t`` (for gradients through x̂0).
+        generator: RNG for all noise drawn by the loop (noise is drawn on CPU, so results match across devices).
+        progress: show a tqdm bar.
+
+    Raises:
+        NonFiniteIterateError: naming the step and time when the iterate becomes NaN/Inf.
+    """
+    stepper = stepper or DDIMStepper()
+    x = x_init
+    index = 0
+    bar = tqdm(ops, desc=desc, disable=not progress, leave=False)
+    for op in bar:
+        if isinstance(op, Renoise):
+            x = renoise(prior, x, op.t_from, op.t_to, generator)
+            continue
+        with torch.set_grad_enabled(needs_grad):
+            x_t = x.detach().requires_grad_(needs_grad)
+            eps = prior.eps(x_t, op.t)
+            a_t = prior.abar(op.t, x_t)
+            x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
+        x_prev = stepper(prior, x_t.detach(), op.t, op.t_prev, eps.detach(), x0.detach(), generator)
+        if condition is not None:
+            x_prev = condition(StepContext(x_t, op.t, op.t_prev, eps, x0, x_prev, index, generator))
+        x = x_prev.detach()
+        if not bool(torch.isfinite(x).all()):
+            raise NonFiniteIterateError(f"the sampling iterate became NaN/Inf at step {index} (t={op.t} -> {op.t_prev}).")
+        index += 1
+    return x
