@@ -15,7 +15,9 @@ class MaskType(StrEnum):
 
     - ``random``: fully sampled centre (``center_fraction`` of the columns) + random columns
       (``fastmri.data.subsample.RandomMaskFunc``), as in seed 000.
-    - ``equispaced``: fully sampled centre + equispaced columns (``EquiSpacedMaskFunc``).
+    - ``equispaced``: fully sampled centre + equispaced columns (``EquispacedMaskFractionFunc``: the spacing is
+      adjusted for the centre so that the effective acceleration is close to the nominal one; fastMRI's
+      ``EquiSpacedMaskFunc`` keeps spacing ``R`` and so samples ~1.6x more columns than nominal at R=8).
     - ``poisson``: 2D variable-density Poisson-disc with a fully sampled calibration square
       (``sigpy.mri.poisson``).
     """
@@ -64,11 +66,11 @@ def make_mask(
             np.random.set_state(rng_state)
         return torch.from_numpy(np.ascontiguousarray(m.real.astype(np.float32))).reshape(1, 1, h, w)
 
-    from fastmri.data.subsample import EquiSpacedMaskFunc, RandomMaskFunc
+    from fastmri.data.subsample import EquispacedMaskFractionFunc, RandomMaskFunc
 
     if float(acc) != int(acc):
         raise ValueError(f"acceleration must be an integer for 1D {mask_type.value} masks, got {acceleration!r}.")
-    cls = RandomMaskFunc if mask_type == MaskType.RANDOM else EquiSpacedMaskFunc
+    cls = RandomMaskFunc if mask_type == MaskType.RANDOM else EquispacedMaskFractionFunc
     func = cls(center_fractions=[float(center_fraction)], accelerations=[int(acc)], seed=seed)
     mask, _ = func((1, h, w, 2), seed=seed)
     return mask.reshape(1, 1, 1, w).to(torch.float32)
