@@ -1,0 +1,8 @@
+"""Writers for reconstruction outputs: NIfTI volumes, PNG panels and metric tables. Atomic, never over an input."""
+
+from __future__ import annotations
+
+from .figures import save_panel, save_psnr_vs_acceleration
+from .writers import atomic_path, check_output_dir, write_metrics_table, write_nifti
+
+__all__ = ["atomic_path", "check_output_dir", "save_panel", "save_psnr_vs_acceleration", "write_metrics_table", "write_nifti"]
