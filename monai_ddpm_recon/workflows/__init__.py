@@ -1,0 +1,29 @@
+"""Bundle workflows: inference (reconstruct + write outputs) and the benchmark (MONAI SupervisedEvaluator)."""
+
+from __future__ import annotations
+
+from .cases import Case, CaseSpec, load_cases
+from .evaluate import BenchmarkWorkflow, SolverNetwork, prepare_case_batch, run_evaluator
+from .reconstruct import ReconstructionWorkflow, build_operator, load_prior, resolve_device, stack_cases
+from .registry import SolverName, build_solver, needs_prior, solver_class
+from .settings import default_solver_kwargs
+
+__all__ = [
+    "BenchmarkWorkflow",
+    "Case",
+    "CaseSpec",
+    "ReconstructionWorkflow",
+    "SolverName",
+    "SolverNetwork",
+    "build_operator",
+    "build_solver",
+    "default_solver_kwargs",
+    "load_cases",
+    "load_prior",
+    "needs_prior",
+    "prepare_case_batch",
+    "resolve_device",
+    "run_evaluator",
+    "solver_class",
+    "stack_cases",
+]

@@ -1,0 +1,203 @@
+"""Reconstruction cases for the bundle: shipped example slices, NIfTI magnitude volumes or fastMRI k-space.
+
+Magnitude sources (the shipped held-out ``.npy`` slices, NIfTI volumes) go through the transform pipeline
+``SimulateKspace`` (birdcage coils + smooth phase + optional noise) → ``UndersampleKspace``; fastMRI ``.h5`` files
+(fully sampled k-space) are cropped to the prior's resolution in k-space, get ESPIRiT maps (multi-coil) and are
+undersampled with the same mask transform. Every case ends up as k-space ``(C, H, W)``, a mask, maps (or ``None``
+for single-coil) and the complex ground truth ``(H, W)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..operators import fft2c, ifft2c
+from ..operators.masks import MaskType
+from ..transforms.array import EstimateCoilMaps, LoadFastMRISlice, LoadNiftiSlices, SimulateKspace, UndersampleKspace
+from ..utils.validation import check_positive
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+SUFFIXES = (*NIFTI_SUFFIXES, ".h5", ".npy")
+
+
+@dataclass
+class Case:
+    """One slice to reconstruct (no batch dimension).
+
+    Attributes:
+        name: identifier used in output file names.
+        kspace: undersampled k-space ``(C, H, W)`` complex64.
+        mask: ``(1, 1, W)`` or ``(1, H, W)`` float32.
+        maps: coil maps ``(C, H, W)`` complex64, or ``None`` for single-coil data.
+        target: complex ground truth ``(H, W)`` complex64 (same physical units as ``Aᴴ y``).
+        acceleration: effective acceleration of the mask.
+    """
+
+    name: str
+    kspace: torch.Tensor
+    mask: torch.Tensor
+    maps: torch.Tensor | None
+    target: torch.Tensor
+    acceleration: float
+
+    @property
+    def num_coils(self) -> int:
+        return int(self.kspace.shape[0])
+
+
+def _suffix(path: str | os.PathLike) -> str:
+    name = str(path).lower()
+    return next((s for s in SUFFIXES if name.endswith(s)), Path(name).suffix)
+
+
+@dataclass
+class CaseSpec:
+    """What to load and how to undersample it. Validated on construction, before any work starts.
+
+    Args:
+        input_files: ``.nii``/``.nii.gz`` magnitude volumes, fastMRI ``.h5`` files (fully sampled k-space) or ``.npy``
+            magnitude slices ``(N, [1,] H, W)``; empty: use ``example_data``.
+        example_data: the shipped held-out slices (``.npy``).
+        slices: slice indices to use from every input (``None``: all for ``.npy``, the middle slice for volumes).
+        image_size: side of the square images (must equal the prior's image size for diffusion solvers).
+        num_coils: simulated coils for magnitude inputs (1 = single-coil).
+        acceleration: nominal acceleration ``R > 1``.
+        mask_type, center_fraction: see :func:`~monai_ddpm_recon.operators.make_mask`.
+        smooth_phase: add a smooth random phase (max π/2) to magnitude inputs; ``False`` gives real images.
+        snr_db: k-space SNR of added complex Gaussian noise, ``None`` for noiseless simulation.
+        calib_width: ESPIRiT calibration width for multi-coil ``.h5`` inputs.
+    """
+
+    input_files: list[str] = field(default_factory=list)
+    example_data: str | None = None
+    slices: list[int] | None = None
+    image_size: int = 64
+    num_coils: int = 8
+    acceleration: float = 8.0
+    mask_type: str = "random"
+    center_fraction: float = 0.08
+    smooth_phase: bool = True
+    snr_db: float | None = None
+    calib_width: int = 24
+
+    def __post_init__(self) -> None:
+        self.input_files = [str(f) for f in ([self.input_files] if isinstance(self.input_files, (str, Path)) else self.input_files or [])]
+        files = self.input_files or ([self.example_data] if self.example_data else [])
+        if not files:
+            raise ValueError("input_files is empty and no example_data is set; give at least one input file.")
+        for f in files:
+            if not Path(f).is_file():
+                raise FileNotFoundError(f"input file {f!r} does not exist.")
+            if _suffix(f) not in SUFFIXES:
+                raise ValueError(f"input file {f!r} has an unsupported type; expected one of {', '.join(SUFFIXES)}.")
+        if not float(self.acceleration) > 1:
+            raise ValueError(f"acceleration must be > 1, got {self.acceleration!r}.")
+        if int(self.image_size) < 8:
+            raise ValueError(f"image_size must be >= 8, got {self.image_size!r}.")
+        if int(self.num_coils) < 1:
+            raise ValueError(f"num_coils must be >= 1, got {self.num_coils!r}.")
+        MaskType.parse(self.mask_type, "mask_type")
+        check_positive("center_fraction", self.center_fraction)
+        if self.slices is not None:
+            self.slices = [int(s) for s in ([self.slices] if isinstance(self.slices, int) else self.slices)]
+            if not self.slices:
+                raise ValueError("slices is empty; use null for the default slices.")
+
+    @property
+    def files(self) -> list[str]:
+        return self.input_files or [str(self.example_data)]
+
+
+def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor]]:
+    stem = Path(path).name.split(".")[0]
+    if _suffix(path) == ".npy":
+        arr = np.load(path)
+        if arr.ndim == 4 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 2:
+            arr = arr[None]
+        if arr.ndim != 3 or np.iscomplexobj(arr):
+            raise ValueError(f"{path!r}: expected real magnitude slices (N, [1,] H, W), got shape {arr.shape} dtype {arr.dtype}.")
+        idx = spec.slices if spec.slices is not None else list(range(arr.shape[0]))
+        for i in idx:
+            if not -arr.shape[0] <= i < arr.shape[0]:
+                raise ValueError(f"slices: index {i} is out of range for {arr.shape[0]} slices in {path!r}.")
+        out = torch.from_numpy(np.ascontiguousarray(arr[idx], dtype=np.float32))
+        if tuple(out.shape[-2:]) != (spec.image_size, spec.image_size):
+            from ..transforms.io import pad_square, resize
+
+            out = resize(pad_square(out), spec.image_size)
+        return [(f"{stem}_{i:03d}", s) for i, s in zip(idx, out)]
+    loader = LoadNiftiSlices(spatial_size=spec.image_size)
+    if spec.slices is None:
+        vol, _ = loader(path)
+        idx = [vol.shape[0] // 2]
+        vol = vol[idx]
+    else:
+        vol, meta = loader(path, slice_index=spec.slices)
+        idx = meta["slice_indices"]
+    return [(f"{stem}_{i:03d}", s) for i, s in zip(idx, vol)]
+
+
+def _fastmri_cases(path: str, spec: CaseSpec, undersample: UndersampleKspace) -> list[Case]:
+    stem = Path(path).name.split(".")[0]
+    loader = LoadFastMRISlice(recon_key=None)
+    indices = spec.slices if spec.slices is not None else [None]
+    cases = []
+    for idx in indices:
+        data = loader(path, slice_index=idx)
+        if data["mask"] is not None and float(data["mask"].mean()) < 1:
+            raise ValueError(
+                f"{path!r} holds undersampled k-space (it has a 'mask'): the benchmark needs fully sampled k-space "
+                "(fastMRI train/val files) to form a ground truth."
+            )
+        kspace = crop_kspace(data["kspace"], spec.image_size)
+        maps = EstimateCoilMaps(calib_width=spec.calib_width)(kspace) if kspace.shape[0] > 1 else None
+        target = (ifft2c(kspace) * maps.conj()).sum(0) if maps is not None else ifft2c(kspace)[0]
+        masked, mask = undersample(kspace)
+        name = f"{stem}_{data['meta']['slice_index']:03d}"
+        cases.append(Case(name, masked, mask, maps, target.to(torch.complex64), undersample.effective_acceleration))
+    return cases
+
+
+def crop_kspace(kspace: torch.Tensor, size: int) -> torch.Tensor:
+    """Low-resolution k-space ``(C, size, size)`` of the full field of view.
+
+    fastMRI k-space is oversampled 2× along the readout (H): the image is first cropped to a square of the phase-encode
+    width ``W`` (removing the oversampling), then the central ``size × size`` block of its k-space is kept.
+    """
+    img = ifft2c(kspace)
+    h, w = img.shape[-2:]
+    s = min(h, w)
+    top, left = (h - s) // 2, (w - s) // 2
+    k = fft2c(img[:, top : top + s, left : left + s])
+    if size > s:
+        raise ValueError(f"image_size={size} exceeds the data's resolution {s}.")
+    c = s // 2 - size // 2
+    return k[:, c : c + size, c : c + size].contiguous() * (size / s)
+
+
+def load_cases(spec: CaseSpec, seed: int = 0) -> list[Case]:
+    """Build every case of ``spec`` (deterministic for a given ``seed``)."""
+    undersample = UndersampleKspace(spec.mask_type, spec.acceleration, spec.center_fraction, seed=seed)
+    simulate = SimulateKspace(
+        num_coils=spec.num_coils, phase_order=2 if spec.smooth_phase else 0, max_phase=math.pi / 2,
+        snr_db=spec.snr_db, seed=seed,
+    )
+    cases: list[Case] = []
+    for path in spec.files:
+        if _suffix(path) == ".h5":
+            cases.extend(_fastmri_cases(path, spec, undersample))
+            continue
+        for name, mag in _magnitude_slices(path, spec):
+            sim = simulate(mag[None])
+            masked, mask = undersample(sim.kspace)
+            maps = sim.sens_maps if spec.num_coils > 1 else None
+            cases.append(Case(name, masked, mask, maps, sim.image[0], undersample.effective_acceleration))
+    return cases

@@ -1,0 +1,230 @@
+"""The bundle's inference workflow: k-space cases → every requested solver → NIfTI, PNG panels, metrics tables."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..io import check_output_dir, save_panel, write_metrics_table, write_nifti
+from ..metrics import nmse, psnr, ssim
+from ..operators import MaskedFourier, SenseOperator
+from ..utils.validation import check_positive
+from .cases import Case, CaseSpec, load_cases
+from .registry import SolverName, build_solver, needs_prior
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"``/``None`` → CUDA when available, else CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        return torch.device(device)
+    except RuntimeError as e:
+        raise ValueError(f"device={device!r} is not a valid torch device: {e}.") from None
+
+
+def load_prior(checkpoint: str | os.PathLike, device: torch.device, expected_sha256: str | None = None):
+    """Load the DDPM prior checkpoint (clear error when missing)."""
+    from ..priors.ddpm import DDPMPrior
+
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(
+            f"prior_checkpoint={str(checkpoint)!r} does not exist. The bundle ships one at "
+            "bundles/ddpm_recon/models/model.pt; train your own with configs/train.json."
+        )
+    return DDPMPrior.from_checkpoint(checkpoint, expected_sha256=expected_sha256).to(device).eval()
+
+
+def build_operator(case: Case, device: torch.device):
+    """SENSE operator for multi-coil cases, masked Fourier for single-coil, with a batch dim of 1."""
+    mask = case.mask.to(device)
+    if case.maps is None:
+        return MaskedFourier(mask, case.kspace.shape[-2:])
+    return SenseOperator(case.maps[None].to(device), mask)
+
+
+def batches(cases: Sequence[Case], batch_size: int) -> list[list[Case]]:
+    """Consecutive groups of at most ``batch_size`` cases with the same k-space shape (so they stack)."""
+    out: list[list[Case]] = []
+    for case in cases:
+        if out and len(out[-1]) < batch_size and out[-1][0].kspace.shape == case.kspace.shape \
+                and (out[-1][0].maps is None) == (case.maps is None):
+            out[-1].append(case)
+        else:
+            out.append([case])
+    return out
+
+
+def stack_cases(cases: Sequence[Case], device: torch.device):
+    """Batch same-shaped cases: k-space ``(B, C, H, W)`` and one operator with per-item maps and masks."""
+    kspace = torch.stack([c.kspace for c in cases]).to(device)
+    masks = torch.stack([c.mask for c in cases]).to(device)
+    if cases[0].maps is None:
+        return kspace, MaskedFourier(masks, tuple(kspace.shape[-2:]))
+    maps = torch.stack([c.maps for c in cases]).to(device)
+    return kspace, SenseOperator(maps, masks)
+
+
+class ReconstructionWorkflow:
+    """Reconstruct undersampled k-space with several solvers and write images, figures and metrics.
+
+    Args:
+        output_dir: where outputs go (created; must be writable and not an input file).
+        solvers: solver names (see :class:`~monai_ddpm_recon.workflows.registry.SolverName`).
+        spec: what data to load and how to undersample it (:class:`~monai_ddpm_recon.workflows.cases.CaseSpec`).
+        prior_checkpoint: DDPM prior checkpoint (needed by diffusion solvers).
+        solver_kwargs: per-solver constructor arguments, ``{"tv": {"lam": 0.01}, ...}``.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+        seed: seed for simulation and sampling.
+        num_samples: posterior samples per slice for diffusion solvers (mean + std map when > 1).
+        batch_size: slices per solver call.
+        save_images, save_figures: write NIfTI files / PNG panels.
+    """
+
+    def __init__(
+        self,
+        output_dir: str | os.PathLike,
+        solvers: Sequence[str],
+        spec: CaseSpec,
+        prior_checkpoint: str | os.PathLike | None = None,
+        solver_kwargs: dict | None = None,
+        device: str | torch.device | None = "auto",
+        seed: int = 0,
+        num_samples: int = 1,
+        batch_size: int = 16,
+        save_images: bool = True,
+        save_figures: bool = True,
+        progress: bool = True,
+    ) -> None:
+        if isinstance(solvers, str):
+            solvers = [solvers]
+        if not solvers:
+            raise ValueError("solvers is empty; expected at least one solver name.")
+        self.solvers = list(dict.fromkeys(SolverName.parse(s, "solver") for s in solvers))
+        self.spec = spec
+        self.solver_kwargs = {SolverName.parse(k, "solver_kwargs key"): dict(v) for k, v in (solver_kwargs or {}).items()}
+        self.device = resolve_device(device)
+        self.seed = int(seed)
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples!r}.")
+        self.num_samples = int(num_samples)
+        self.batch_size = int(check_positive("batch_size", batch_size))
+        self.prior_checkpoint = prior_checkpoint
+        if any(needs_prior(s) for s in self.solvers):
+            if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
+                raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
+        self.output_dir = check_output_dir(output_dir, inputs=spec.input_files)
+        self.save_images = save_images
+        self.save_figures = save_figures
+        self.progress = progress
+
+    def _solver(self, name: SolverName, prior):
+        kwargs = dict(self.solver_kwargs.get(name, {}))
+        if needs_prior(name):
+            kwargs.setdefault("progress", self.progress)
+            kwargs.setdefault("num_samples", self.num_samples)
+            kwargs.setdefault("seed", self.seed)
+        return build_solver(name, prior if needs_prior(name) else None, **kwargs)
+
+    def run(self) -> list[dict]:
+        """Run every solver on every case; returns one metrics row per (case, solver)."""
+        cases = load_cases(self.spec, seed=self.seed)
+        prior = None
+        if any(needs_prior(s) for s in self.solvers):
+            prior = load_prior(self.prior_checkpoint, self.device)
+            if tuple(prior.image_size) != tuple(cases[0].kspace.shape[-2:]):
+                raise ValueError(
+                    f"the prior models {prior.image_size} images but the cases are {tuple(cases[0].kspace.shape[-2:])}; "
+                    "set image_size to the prior's size."
+                )
+        recons: dict[SolverName, list[np.ndarray]] = {}
+        stds: dict[SolverName, list[np.ndarray | None]] = {}
+        rows: list[dict] = []
+        for name in self.solvers:
+            solver = self._solver(name, prior)
+            recons[name], stds[name] = [], []
+            for batch in batches(cases, self.batch_size):
+                kspace, operator = stack_cases(batch, self.device)
+                t0 = time.perf_counter()
+                image = solver(kspace, operator)
+                elapsed = time.perf_counter() - t0
+                if not bool(torch.isfinite(image).all()):
+                    raise FloatingPointError(f"solver {name.value!r} returned NaN/Inf values.")
+                info = getattr(solver, "info", None)
+                std = getattr(info, "std", None)
+                for i, case in enumerate(batch):
+                    mag = image[i, 0].abs().detach().cpu().double().numpy()
+                    recons[name].append(mag)
+                    stds[name].append(None if std is None else std[i, 0].detach().cpu().numpy())
+                    target = np.abs(case.target.numpy()).astype(np.float64)
+                    rows.append(
+                        {
+                            "case": case.name,
+                            "solver": name.value,
+                            "acceleration": round(case.acceleration, 2),
+                            "coils": case.num_coils,
+                            "psnr": float(psnr(target, mag)),
+                            "ssim": float(ssim(target, mag)),
+                            "nmse": float(nmse(target, mag)),
+                            "nfe": int(getattr(info, "nfe", 0) or 0),
+                            "seconds": elapsed / len(batch),
+                        }
+                    )
+                logger.info("%s: %d slice(s) in %.2f s", name.value, len(batch), elapsed)
+        self._write(cases, recons, stds, rows)
+        return rows
+
+    def _write(self, cases, recons, stds, rows) -> None:
+        out = self.output_dir
+        protected = self.spec.input_files
+        for name in self.solvers:
+            if self.save_images:
+                (out / name.value).mkdir(exist_ok=True)
+                for case, mag, std in zip(cases, recons[name], stds[name]):
+                    write_nifti(mag, out / name.value / f"{case.name}.nii.gz", protected=protected)
+                    if std is not None:
+                        write_nifti(std, out / name.value / f"{case.name}_std.nii.gz", protected=protected)
+        if self.save_figures:
+            (out / "panels").mkdir(exist_ok=True)
+            by_case = {(r["case"], r["solver"]): r for r in rows}
+            for i, case in enumerate(cases):
+                target = np.abs(case.target.numpy())
+                panel = {name.value: recons[name][i] for name in self.solvers}
+                titles = {
+                    n: f"{n}\n{by_case[(case.name, n)]['psnr']:.2f} dB / SSIM {by_case[(case.name, n)]['ssim']:.3f}"
+                    for n in panel
+                }
+                save_panel(target, panel, out / "panels" / f"{case.name}.png", titles=titles,
+                           suptitle=f"{case.name}: R={case.acceleration:.1f}, {case.num_coils} coil(s)")
+        summary = summarise(rows)
+        write_metrics_table(rows, out / "metrics.csv", out / "metrics.md", title="Per-slice metrics")
+        write_metrics_table(summary, out / "summary.csv", out / "summary.md", title="Mean ± std over slices")
+        logger.info("wrote outputs to %s", out)
+        for r in summary:
+            logger.info("%s", r)
+
+
+def summarise(rows: Sequence[dict]) -> list[dict]:
+    """Mean ± std of PSNR/SSIM/NMSE and mean NFE and seconds per (solver, acceleration, coils)."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["solver"], r["acceleration"], r["coils"]), []).append(r)
+    out = []
+    digits = {"psnr": 2, "ssim": 3, "nmse": 4}
+    for (solver, acc, coils), rs in groups.items():
+        row = {"solver": solver, "acceleration": acc, "coils": coils, "slices": len(rs)}
+        for key, d in digits.items():
+            v = np.array([r[key] for r in rs])
+            row[key] = f"{v.mean():.{d}f} ± {v.std():.{d}f}"
+        row["nfe"] = int(np.mean([r["nfe"] for r in rs]))
+        row["s_per_slice"] = float(np.mean([r["seconds"] for r in rs]))
+        out.append(row)
+    return out
