@@ -62,13 +62,13 @@ def run_evaluator(solver, cases: Sequence[Case], device: torch.device, batch_siz
             "ssim": IgniteMetricHandler(SSIMMetric(), output_transform=transform, save_details=True),
             "nmse": IgniteMetricHandler(NMSEMetric(), output_transform=transform, save_details=True),
         },
+        decollate=False,  # batches are lists of Case objects; metrics take batch-first tensors directly
     )
     preds: list[np.ndarray] = []
     nfe = []
 
     def collect(engine):
-        for item in engine.state.output:
-            preds.append(item["pred"][0].detach().cpu().numpy())
+        preds.extend(p[0].detach().cpu().numpy() for p in engine.state.output["pred"])
         info = getattr(solver, "info", None)
         nfe.append(int(getattr(info, "nfe", 0) or 0))
 
