@@ -1,0 +1,468 @@
+"""Score-based samplers on the DDPM prior: guided annealed Langevin dynamics and guided SBIM with a Langevin corrector.
+
+Seed 001 (slides 17–19, 55, 63–69). Both samplers work in VE coordinates on the VP prior through :mod:`.vp_ve`
+(``x^VE = x^VP / sqrt(ᾱ_t)``, ``σ_t = sqrt(1/ᾱ_t - 1)``, ``s(x^VE, σ_t) = -ε(sqrt(ᾱ_t) x^VE, t) / σ_t``) and run on the
+shared :func:`~.sampling.sample_loop`, whose iterate stays in VP coordinates; a :class:`~.sampling.Denoise` op
+``(t, t_prev)`` is one network evaluation at level ``t`` whose result is expressed at ``t_prev`` (``t_prev == t`` is a
+corrector step that stays on its level, ``t_prev = -1`` the clean image, where VE and VP coincide).
+
+**Guided annealed Langevin** (Song & Ermon, 2019; Jalal et al., "Robust Compressed Sensing MRI with Deep Generative
+Priors", NeurIPS 2021), for noise levels ``σ_1 > … > σ_L`` and ``M`` steps per level::
+
+    x ← x + (α_i/2) (s(x, σ_i) + g(x, σ_i)) + sqrt(α_i) z,   α_i = ε σ_i² / σ_L²,   z ~ N(0, I).
+
+**Guided SBIM with Langevin corrector** (slide 69), over timesteps ``t_N > … > t_0``::
+
+    x_{t-1} ← x_t + c_t (σ_t - σ_{t-1}) (s(x_t, σ_t) + g(x_t, σ_t))          (predictor)
+    M times: x_{t-1} ← x_{t-1} + (α/2)(s(x_{t-1}, σ_{t-1}) + g) + sqrt(α) z   (corrector, α = ε σ_{t-1}² / σ_L²)
+    return x_0 + σ_0² s(x_0, σ_0)                                            (final denoising step, unguided)
+
+Corrections to the slides' algebra (documented, tested):
+
+1. *Predictor factor.* DDIM with η = 0 written in VE coordinates is exactly
+   ``x_{t-1} = x_0̂ + σ_{t-1} ε = x_t - (σ_t - σ_{t-1}) ε = x_t + σ_t (σ_t - σ_{t-1}) s^VE(x_t, σ_t)``, so the factor
+   in front of the VE score is ``c_t = σ_t``. The slides' ``σ_t / sqrt(1 + σ_t²)`` is right only if ``s_θ`` is the
+   *VP* score ``-ε/sqrt(1-ᾱ_t) = sqrt(1 + σ_t²) s^VE`` (slide 63 substitutes ``ε = -sqrt(1-ᾱ_t) s_θ``, slide 64 then
+   feeds the network the VE input): with a VE score network, as on the slides, it shrinks every step by
+   ``sqrt(1 + σ_t²)`` (×157 at the first step of a linear 1000-step schedule). The middle line of slide 65 also drops
+   a ``sqrt(·)`` (``σ_{t-1} σ_t²`` should read ``σ_{t-1} σ_t``); the slide's last line follows from the correct one.
+   ``predictor="ddim"`` (default) uses ``c_t = σ_t``; ``predictor="slides"`` keeps the slides' factor literally.
+2. *Corrector step.* Slide 69 line 4 sets ``α = ε σ_t² / σ_L²`` but the corrector runs at level ``t-1`` (its score
+   is ``s(x_{t-1}, t-1)``); annealed Langevin's rule ``α_i ∝ σ_i²`` uses the level's own σ, so we use ``σ_{t-1}``.
+3. *Start.* ``x_T ~ N(0, I)`` holds in VP coordinates; in VE coordinates the start is ``N(0, (1 + σ_T²) I)``.
+4. *Data term in real coordinates.* The prior's score is a gradient with respect to the real image channels, so the
+   data term must be too: for ``y = A u + w``, ``w ~ CN(0, σ_y² I)``, ``∇_x log p(y|x) = (2/σ_y²) Jᵀ Aᴴ(y - A u(x))``
+   (``Jᵀ`` the real adjoint of ``J = ∂u/∂x``). The slides' ``Aᴴ(y - Ax)/σ_y²`` is the Wirtinger derivative ``∂/∂x̄``,
+   half the real gradient. With the real gradient the guided drift vanishes exactly at the posterior mean and the
+   samplers target the exact posterior (tested on the Gaussian prior).
+
+**Data term** ``g`` (:class:`DataGradient`), computed through :class:`~.mapping.PriorMapping` in normalised units:
+k-space is divided by the mapping's ``scale`` (``y_n = y / scale``), the prior-range iterate maps to the normalised
+complex image ``u(x) = to_image(x) / scale`` (``(x + 1)/2 · phase`` for a magnitude prior, ``x_re + i x_im`` for a
+2-channel prior) and ``d(x) = 2 Jᵀ Aᴴ (y_n - A u(x))`` with ``J = ∂u/∂x``; ``σ_y`` is the k-space noise std in these
+normalised units (physical noise std / scale).
+
+- ``likelihood``: ``g = d / σ_y²`` (slide 55, exact likelihood score);
+- ``annealed`` (default): ``g = d / (σ_y² + κ σ_t²)``, Jalal et al. 2021's annealed measurement noise ``γ_t`` with
+  ``γ_t² = κ σ_t²`` the k-space variance that the VE noise of the iterate adds (``κ = E|J z|²`` per pixel: 1/4 for a
+  magnitude prior, 2 for a real/imaginary prior; exact for single-coil). Equal to ``likelihood`` once ``σ_t ≪ σ_y``,
+  and stable at the large σ where ``likelihood``'s steps ``α_i/σ_y²`` explode;
+- ``normalized``: ``g = λ ‖s‖ / ‖d‖ · d`` per batch item (csgm-mri-langevin's rescaling of the data gradient to the
+  score's norm, ``λ = data_weight``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import torch
+
+from ..operators.base import LinearOperator
+from ..priors.base import DiffusionPrior
+from ..utils.enums import StrEnum
+from ..utils.validation import check_positive
+from .base import ReconInfo
+from .baselines import check_kspace
+from .mapping import PhaseMode, PriorMapping
+from .sampling import Denoise, NonFiniteIterateError, StepContext, count_denoise, ddim_timesteps, sample_loop
+from .vp_ve import abar_at, check_timesteps, geometric_timesteps, sigma_at, ve_score_from_eps
+
+
+class DataGradient(StrEnum):
+    """The data term added to the prior score (see the module docstring)."""
+
+    LIKELIHOOD = "likelihood"
+    ANNEALED = "annealed"
+    NORMALIZED = "normalized"
+
+
+class Predictor(StrEnum):
+    """SBIM predictor factor in front of the VE score: ``ddim`` (σ_t, exact DDIM η=0) or ``slides`` (σ_t/sqrt(1+σ_t²))."""
+
+    DDIM = "ddim"
+    SLIDES = "slides"
+
+
+class LevelSpacing(StrEnum):
+    """How Langevin noise levels are spread: ``linear`` in t (as DDIM's timesteps) or ``geometric`` in σ (NCSN)."""
+
+    LINEAR = "linear"
+    GEOMETRIC = "geometric"
+
+
+def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    # drawn on CPU, as the sampling loop does, so a seed gives the same sample on every device
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
+
+
+def check_epsilon(epsilon: float) -> float:
+    return check_positive("epsilon", epsilon)
+
+
+def check_sigma_y(sigma_y: float) -> float:
+    """σ_y > 0; ``inf`` is allowed (data weight 0: unconditional sampling)."""
+    v = float(sigma_y)
+    if not v > 0:  # also rejects NaN
+        raise ValueError(f"sigma_y must be > 0 (the k-space noise std in normalised units; inf = no data term), got {sigma_y!r}.")
+    return v
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# steppers (the unconditional part of each update; the data term is added by the conditioning rule)
+# ---------------------------------------------------------------------------------------------------------------
+class LangevinStepper:
+    """One annealed Langevin step at level ``σ_t`` per op ``(t, t_prev)``, result expressed at ``t_prev``:
+    ``x^VE ← x^VE + (α/2) s(x^VE, σ_t) + sqrt(α) z`` with ``α = ε σ_t² / σ_L²``.
+
+    Args:
+        epsilon: ε > 0.
+        sigma_min: σ_L > 0, the smallest noise level of the run.
+    """
+
+    def __init__(self, epsilon: float, sigma_min: float) -> None:
+        self.epsilon = check_epsilon(epsilon)
+        self.sigma_min = check_positive("sigma_min", sigma_min)
+
+    def step_size(self, sigma: torch.Tensor) -> torch.Tensor:
+        """α = ε σ² / σ_L²."""
+        return self.epsilon * sigma**2 / self.sigma_min**2
+
+    def gradient_coefficient(self, prior: DiffusionPrior, t: int, t_prev: int, like: torch.Tensor) -> torch.Tensor:
+        """Factor multiplying the data term in VE coordinates: α/2."""
+        return self.step_size(sigma_at(prior, t, like)) / 2
+
+    def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
+        a_t = abar_at(prior, t, x_t)
+        sigma = sigma_at(prior, t, x_t)
+        alpha = self.step_size(sigma)
+        x_ve = x_t / a_t.sqrt() + (alpha / 2) * ve_score_from_eps(eps, sigma) + alpha.sqrt() * _noise(x_t, generator)
+        return x_ve * abar_at(prior, t_prev, x_t).sqrt()
+
+
+class SBIMStepper:
+    """SBIM predictor / Langevin corrector / final denoising step, told apart by the op:
+
+    - ``t_prev < t`` (``t_prev >= 0``): predictor ``x^VE + c_t (σ_t - σ_{t_prev}) s``, ``c_t`` from ``predictor``;
+    - ``t_prev == t``: Langevin corrector at ``σ_t`` (step ``ε σ_t² / σ_L²``; needs ``epsilon`` and ``sigma_min``);
+    - ``t_prev == -1``: final denoising step ``x^VE + σ_t² s`` (Tweedie; slide 69 line 8).
+
+    With ``predictor="ddim"`` the predictor and the final step equal :class:`~.sampling.DDIMStepper` (η = 0, no
+    clipping) exactly.
+    """
+
+    def __init__(
+        self, predictor: Predictor | str = Predictor.DDIM, epsilon: float | None = None, sigma_min: float | None = None
+    ) -> None:
+        self.predictor = Predictor.parse(predictor, "predictor")
+        self.corrector = None if epsilon is None else LangevinStepper(epsilon, sigma_min if sigma_min is not None else 1.0)
+
+    def gradient_coefficient(self, prior: DiffusionPrior, t: int, t_prev: int, like: torch.Tensor) -> torch.Tensor:
+        """Factor multiplying the data term in VE coordinates (0 for the unguided final denoising step)."""
+        if t_prev == t:
+            return self._corrector().gradient_coefficient(prior, t, t_prev, like)
+        if t_prev < 0:
+            return torch.zeros((1, 1, 1, 1), dtype=like.dtype, device=like.device)
+        sigma, sigma_prev = sigma_at(prior, t, like), sigma_at(prior, t_prev, like)
+        factor = sigma if self.predictor == Predictor.DDIM else sigma / (1 + sigma**2).sqrt()
+        return factor * (sigma - sigma_prev)
+
+    def _corrector(self) -> LangevinStepper:
+        if self.corrector is None:
+            raise ValueError("a corrector step (t_prev == t) needs SBIMStepper(epsilon=..., sigma_min=...).")
+        return self.corrector
+
+    def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
+        if t_prev == t:
+            return self._corrector()(prior, x_t, t, t_prev, eps, x0, generator)
+        if t_prev > t:
+            raise ValueError(f"SBIM steps go down in noise; got t={t} -> t_prev={t_prev}.")
+        a_t = abar_at(prior, t, x_t)
+        sigma = sigma_at(prior, t, x_t)
+        score = ve_score_from_eps(eps, sigma)
+        if t_prev < 0:
+            return x_t / a_t.sqrt() + sigma**2 * score
+        x_ve = x_t / a_t.sqrt() + self.gradient_coefficient(prior, t, t_prev, x_t) * score
+        return x_ve * abar_at(prior, t_prev, x_t).sqrt()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# schedules
+# ---------------------------------------------------------------------------------------------------------------
+def langevin_schedule(timesteps: Sequence[int], steps_per_level: int) -> list[Denoise]:
+    """``steps_per_level`` Langevin steps at each level; the last step of a level hands over to the next level
+    (``t_prev`` = next timestep, ``-1`` after the last). ``len = L·M`` network evaluations."""
+    m = _check_int("steps_per_level", steps_per_level, 1)
+    times = [int(t) for t in timesteps]
+    ops: list[Denoise] = []
+    for i, t in enumerate(times):
+        nxt = times[i + 1] if i + 1 < len(times) else -1
+        ops.extend([Denoise(t, t)] * (m - 1) + [Denoise(t, nxt)])
+    return ops
+
+
+def sbim_schedule(timesteps: Sequence[int], corrector_steps: int = 0, final_denoise: bool = True) -> list[Denoise]:
+    """Slide 69: a predictor step ``t_k → t_{k-1}`` followed by ``corrector_steps`` Langevin steps at ``t_{k-1}``, and
+    the final denoising step ``t_0 → -1``. ``(N)(1 + M) + 1`` network evaluations for ``N + 1`` timesteps."""
+    m = _check_int("corrector_steps", corrector_steps, 0)
+    times = [int(t) for t in timesteps]
+    ops: list[Denoise] = []
+    for t, tp in zip(times, times[1:]):
+        ops.append(Denoise(t, tp))
+        ops.extend([Denoise(tp, tp)] * m)
+    if final_denoise:
+        ops.append(Denoise(times[-1], -1))
+    return ops
+
+
+def _check_int(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the data term
+# ---------------------------------------------------------------------------------------------------------------
+def mapping_jacobian_adjoint(mapping: PriorMapping, w: torch.Tensor) -> torch.Tensor:
+    """``Jᵀ w`` for ``u(x) = mapping.to_image(x) / scale`` and complex ``w`` ``(N, 1, H, W)``, in the real inner product
+    ``<a, b> = Re Σ conj(a) b``: ``Re(conj(phase) w) / 2`` (1 channel) or ``[Re w, Im w]`` (2 channels)."""
+    if mapping.channels == 1:
+        aligned = w if mapping.phase is None else w * mapping.phase.conj().to(w.dtype)
+        return aligned.real / 2
+    return torch.cat([w.real, w.imag], dim=1)
+
+
+class DataTerm:
+    """``d(x) = 2 Jᵀ Aᴴ(y_n - A u(x))`` and the weighted data term ``g`` of :class:`DataGradient`.
+
+    Args:
+        operator: the forward model.
+        kspace: ``(B, C, H, W)`` complex measured k-space (physical units).
+        mapping: the :class:`PriorMapping` of this call.
+        mode: :class:`DataGradient`.
+        sigma_y: k-space noise std in normalised units (``inf``: no data term).
+        data_weight: λ of the ``normalized`` mode.
+    """
+
+    def __init__(self, operator: LinearOperator, kspace: torch.Tensor, mapping: PriorMapping,
+                 mode: DataGradient | str, sigma_y: float, data_weight: float = 1.0) -> None:
+        self.operator = operator
+        self.mapping = mapping
+        self.y = kspace / mapping.scale.to(kspace.real.dtype)
+        self.mode = DataGradient.parse(mode, "data_gradient")
+        self.sigma_y = check_sigma_y(sigma_y)
+        self.data_weight = check_positive("data_weight", data_weight)
+        self.kappa = 0.25 if mapping.channels == 1 else 2.0
+
+    def residual_gradient(self, x_ve: torch.Tensor) -> torch.Tensor:
+        """``d(x) = 2 Jᵀ Aᴴ(y_n - A u(x))`` = ``-∇_x ‖y_n - A u(x)‖²``, real like ``x_ve``."""
+        u = self.mapping.to_image(x_ve, self.y.dtype) / self.mapping.scale.to(self.y.dtype)
+        r = self.y - self.operator.forward(u)
+        return 2 * mapping_jacobian_adjoint(self.mapping, self.operator.adjoint(r)).to(x_ve.dtype)
+
+    def __call__(self, x_ve: torch.Tensor, score: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """The data term ``g`` at the VE iterate ``x_ve`` (level ``sigma``), given the prior score there."""
+        d = self.residual_gradient(x_ve)
+        if self.mode == DataGradient.LIKELIHOOD:
+            return d / self.sigma_y**2
+        if self.mode == DataGradient.ANNEALED:
+            return d / (self.sigma_y**2 + self.kappa * sigma**2)
+        s_norm = score.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+        d_norm = d.flatten(1).norm(dim=1).reshape(-1, 1, 1, 1)
+        return self.data_weight * s_norm / d_norm.clamp_min(torch.finfo(d.dtype).tiny) * d
+
+
+class GuidanceRule:
+    """Conditioning rule for :func:`~.sampling.sample_loop`: adds ``coefficient · g(x_t)`` (in VE coordinates, at the
+    step's input ``x_t``, as in slides 55 and 69) to the stepper's unconditional proposal."""
+
+    def __init__(self, prior: DiffusionPrior, stepper: LangevinStepper | SBIMStepper, data: DataTerm) -> None:
+        self.prior = prior
+        self.stepper = stepper
+        self.data = data
+
+    def __call__(self, ctx: StepContext) -> torch.Tensor:
+        if self.data.mode != DataGradient.NORMALIZED and self.data.sigma_y == float("inf"):
+            return ctx.x_prev
+        coef = self.stepper.gradient_coefficient(self.prior, ctx.t, ctx.t_prev, ctx.x_prev)
+        if not bool((coef != 0).any()):
+            return ctx.x_prev
+        x_t = ctx.x_t.detach()
+        sigma = sigma_at(self.prior, ctx.t, x_t)
+        x_ve = x_t / abar_at(self.prior, ctx.t, x_t).sqrt()
+        g = self.data(x_ve, ve_score_from_eps(ctx.eps.detach(), sigma), sigma)
+        return ctx.x_prev + abar_at(self.prior, ctx.t_prev, x_t).sqrt() * coef * g
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# solvers
+# ---------------------------------------------------------------------------------------------------------------
+class _ScoreBasedSolver:
+    """Shared call logic: validation, :class:`PriorMapping`, the sampling loop, timing and :class:`ReconInfo`.
+
+    (Self-contained: the shared ``DiffusionSolver`` base of :mod:`.diffusion` did not exist when this was written.)
+    """
+
+    name = "score-based sampler"
+
+    def __init__(self, prior: DiffusionPrior, sigma_y: float, data_gradient: DataGradient | str, data_weight: float,
+                 epsilon: float, phase_mode: PhaseMode | str, seed: int | None, progress: bool) -> None:
+        if not isinstance(prior, DiffusionPrior):
+            raise TypeError(f"prior must be a DiffusionPrior (ε-prediction), got {type(prior).__name__}.")
+        self.prior = prior
+        self.sigma_y = check_sigma_y(sigma_y)
+        self.data_gradient = DataGradient.parse(data_gradient, "data_gradient")
+        self.data_weight = check_positive("data_weight", data_weight)
+        self.epsilon = check_epsilon(epsilon)
+        self.phase_mode = PhaseMode.parse(phase_mode, "phase_mode")
+        if seed is not None and (isinstance(seed, bool) or int(seed) != seed):
+            raise ValueError(f"seed must be an integer or None, got {seed!r}.")
+        self.seed = None if seed is None else int(seed)
+        self.progress = bool(progress)
+        self.info = ReconInfo()
+
+    # subclasses: the schedule, the stepper and the time at which the loop's last op leaves the iterate
+    def _plan(self) -> tuple[list[Denoise], LangevinStepper | SBIMStepper, int]:
+        raise NotImplementedError
+
+    def _hint(self) -> str:
+        return f"reduce epsilon (= {self.epsilon:g}) or use data_gradient='annealed'/'normalized'"
+
+    def __call__(self, kspace: torch.Tensor, operator: LinearOperator,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex.
+
+        Args:
+            kspace: measured k-space (``C = operator.num_coils``).
+            operator: single- or multi-coil forward model.
+            generator: RNG for all noise; default a fresh ``torch.Generator`` seeded with ``seed`` (deterministic)
+                or, if ``seed`` is None, the global RNG.
+        """
+        check_kspace(kspace, operator)
+        if tuple(operator.image_shape) != tuple(self.prior.image_size):
+            raise ValueError(f"operator.image_shape {tuple(operator.image_shape)} differs from the prior's image size "
+                             f"{tuple(self.prior.image_size)}; resize the data or use a prior trained at that size.")
+        start = time.perf_counter()
+        if generator is None and self.seed is not None:
+            generator = torch.Generator().manual_seed(self.seed)
+        ops, stepper, final_t = self._plan()
+        mapping = PriorMapping.from_kspace(kspace, operator, self.prior.channels, self.phase_mode)
+        data = DataTerm(operator, kspace, mapping, self.data_gradient, self.sigma_y, self.data_weight)
+        real = kspace.real.dtype
+        shape = (kspace.shape[0], self.prior.channels, *self.prior.image_size)
+        x = torch.randn(shape, generator=generator, dtype=real, device="cpu").to(kspace.device)
+        try:
+            x = sample_loop(self.prior, ops, x, GuidanceRule(self.prior, stepper, data), stepper, False, generator,
+                            self.progress, desc=type(self).__name__)
+        except NonFiniteIterateError as err:
+            raise NonFiniteIterateError(f"{type(self).__name__}: {err} Hint: {self._hint()}.") from err
+        x_ve = x / abar_at(self.prior, final_t, x).sqrt()
+        image = mapping.to_image(x_ve, kspace.dtype)
+        nfe = count_denoise(ops)
+        self.info = ReconInfo(nfe=nfe, iterations=len(ops), wall_time_s=time.perf_counter() - start,
+                              extra={"timesteps": self.timesteps, "data_gradient": str(self.data_gradient),
+                                     "sigma_y": self.sigma_y, "epsilon": self.epsilon, "scale": mapping.scale.flatten()})
+        return image
+
+
+class AnnealedLangevinSolver(_ScoreBasedSolver):
+    """Guided annealed Langevin dynamics (Jalal et al., NeurIPS 2021; seed 001 slides 19 and 55) on a DDPM prior.
+
+    ``x ← x + (α_i/2)(s(x, σ_i) + g(x, σ_i)) + sqrt(α_i) z`` with ``α_i = ε σ_i²/σ_L²``, ``M`` steps per level, in VE
+    coordinates via :mod:`.vp_ve`; ``g`` is the data term of :class:`DataGradient` (module docstring). Returns the last
+    iterate (no final denoising step, as Jalal et al.). ``L·M`` network evaluations.
+
+    Args:
+        prior: ε-prediction prior (its image size must match the operator).
+        num_levels: number of noise levels L (spread over ``[0, T-1]`` by ``level_spacing``); ignored if ``timesteps``.
+        steps_per_level: M >= 1.
+        epsilon: ε > 0; the step at the smallest level is ε itself.
+        sigma_y: k-space noise std in normalised units (> 0; ``inf`` = unconditional).
+        data_gradient: ``annealed`` (default), ``likelihood`` or ``normalized``.
+        data_weight: λ of ``normalized``.
+        level_spacing: ``geometric`` in σ (NCSN, default) or ``linear`` in t.
+        timesteps: explicit strictly decreasing noise-level subset (DDPM timesteps); σ_L is σ of the last one.
+        phase_mode: how a magnitude prior meets complex data (:class:`PhaseMode`).
+        seed: seed of a fresh generator per call (deterministic), or None (global RNG).
+        progress: tqdm bar.
+    """
+
+    def __init__(self, prior: DiffusionPrior, num_levels: int = 50, steps_per_level: int = 3, epsilon: float = 5e-5,
+                 sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
+                 data_weight: float = 1.0, level_spacing: LevelSpacing | str = LevelSpacing.GEOMETRIC,
+                 timesteps: Sequence[int] | None = None, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
+                 seed: int | None = 0, progress: bool = True) -> None:
+        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, phase_mode, seed, progress)
+        self.steps_per_level = _check_int("steps_per_level", steps_per_level, 1)
+        self.level_spacing = LevelSpacing.parse(level_spacing, "level_spacing")
+        T = prior.num_train_timesteps
+        if timesteps is None:
+            n = _check_int("num_levels", num_levels, 1)
+            timesteps = ddim_timesteps(T, n) if self.level_spacing == LevelSpacing.LINEAR else geometric_timesteps(prior, n)
+        self.timesteps = check_timesteps("timesteps", timesteps, T)
+
+    def _plan(self):
+        like = torch.zeros((), dtype=torch.float64)
+        stepper = LangevinStepper(self.epsilon, float(sigma_at(self.prior, self.timesteps[-1], like)))
+        return langevin_schedule(self.timesteps, self.steps_per_level), stepper, -1
+
+
+class SBIMSolver(_ScoreBasedSolver):
+    """Guided Score-based Implicit Model with optional Langevin corrector and final denoising step (seed 001 slide 69).
+
+    Predictor ``x_{t-1} = x_t + c_t (σ_t - σ_{t-1})(s(x_t) + g(x_t))`` (``c_t = σ_t`` for ``predictor="ddim"``, the
+    exact DDIM η=0 step; ``σ_t/sqrt(1+σ_t²)`` for ``"slides"``, see the module docstring), then ``corrector_steps``
+    Langevin steps ``x ← x + (α/2)(s + g) + sqrt(α) z`` at the new level with ``α = ε σ²/σ_L²``, and finally
+    ``x_0 + σ_0² s(x_0, σ_0)``. ``(N)(1 + M) + 1`` network evaluations for ``N + 1`` timesteps
+    (``num_steps = N + 1``).
+
+    Args:
+        prior: ε-prediction prior.
+        num_steps: number of noise levels (timesteps spread as DDIM's); ignored if ``timesteps`` is given.
+        corrector_steps: M >= 0 Langevin corrector steps after each predictor step.
+        epsilon: ε > 0 of the corrector.
+        sigma_y, data_gradient, data_weight, phase_mode, seed, progress: as :class:`AnnealedLangevinSolver`.
+        predictor: :class:`Predictor` (``ddim`` default, ``slides`` literal).
+        final_denoise: apply the final (unguided) denoising step ``x_0 + σ_0² s(x_0, σ_0)``.
+        timesteps: explicit strictly decreasing timesteps ``t_N > … > t_0``.
+    """
+
+    def __init__(self, prior: DiffusionPrior, num_steps: int = 50, corrector_steps: int = 0, epsilon: float = 5e-5,
+                 sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
+                 data_weight: float = 1.0, predictor: Predictor | str = Predictor.DDIM, final_denoise: bool = True,
+                 timesteps: Sequence[int] | None = None, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
+                 seed: int | None = 0, progress: bool = True) -> None:
+        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, phase_mode, seed, progress)
+        self.corrector_steps = _check_int("corrector_steps", corrector_steps, 0)
+        self.predictor = Predictor.parse(predictor, "predictor")
+        self.final_denoise = bool(final_denoise)
+        T = prior.num_train_timesteps
+        if timesteps is None:
+            timesteps = ddim_timesteps(T, _check_int("num_steps", num_steps, 1))
+        self.timesteps = check_timesteps("timesteps", timesteps, T)
+        if len(self.timesteps) < 2 and not self.final_denoise:
+            raise ValueError("SBIMSolver needs at least 2 timesteps (num_steps >= 2) when final_denoise=False.")
+
+    def _plan(self):
+        like = torch.zeros((), dtype=torch.float64)
+        sigma_min = float(sigma_at(self.prior, self.timesteps[-1], like))
+        stepper = SBIMStepper(self.predictor, self.epsilon, sigma_min)
+        ops = sbim_schedule(self.timesteps, self.corrector_steps, self.final_denoise)
+        return ops, stepper, -1 if self.final_denoise else self.timesteps[-1]
+
+
+__all__ = [
+    "AnnealedLangevinSolver",
+    "DataGradient",
+    "DataTerm",
+    "GuidanceRule",
+    "LangevinStepper",
+    "LevelSpacing",
+    "Predictor",
+    "SBIMSolver",
+    "SBIMStepper",
+    "langevin_schedule",
+    "mapping_jacobian_adjoint",
+    "sbim_schedule",
+]
