@@ -1,0 +1,311 @@
+"""DDPM prior: MONAI's ``DiffusionModelUNet`` predicting ε under a MONAI noise schedule.
+
+Ho, Jain & Abbeel, "Denoising Diffusion Probabilistic Models", NeurIPS 2020 (ε-prediction, linear schedule);
+Nichol & Dhariwal, "Improved Denoising Diffusion Probabilistic Models", ICML 2021 (cosine schedule).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..utils.validation import check_finite
+from .base import DiffusionPrior, Schedule
+
+INTENSITY_CONVENTION = "magnitude / slice max, mapped to [-1, 1] as 2*x-1"
+CHECKPOINT_FORMAT = "monai_ddpm_recon.ddpm_prior.v1"
+
+
+def default_network_kwargs(image_channels: int = 1, overrides: dict | None = None) -> dict:
+    """Keyword arguments of the demo ``DiffusionModelUNet`` (~1M parameters at channels (32, 64, 64)).
+
+    ``image_channels`` is the number of image channels (1 magnitude, 2 real/imag); ``overrides`` replace defaults.
+    """
+    kw = {
+        "spatial_dims": 2,
+        "in_channels": image_channels,
+        "out_channels": image_channels,
+        "channels": (32, 64, 64),
+        "attention_levels": (False, False, False),
+        "num_res_blocks": 1,
+        "num_head_channels": None,
+        "norm_num_groups": None,
+    }
+    overrides = dict(overrides or {})
+    if "channels" in overrides and "attention_levels" not in overrides:
+        kw["attention_levels"] = [False] * len(overrides["channels"])
+    kw.update(overrides)
+    return normalise_network_kwargs(kw)
+
+
+def normalise_network_kwargs(kw: dict) -> dict:
+    """Json-friendly network kwargs: tuples -> lists, ``norm_num_groups=None`` -> gcd of the channels (max 32),
+    ``num_head_channels=None`` -> gcd(32, deepest channels)."""
+    kw = dict(kw)
+    kw["channels"] = [int(c) for c in kw["channels"]]
+    n = len(kw["channels"])
+    att = kw.get("attention_levels", [False] * n)
+    kw["attention_levels"] = [bool(a) for a in (att if isinstance(att, (list, tuple)) else [att] * n)]
+    nrb = kw.get("num_res_blocks", 1)
+    kw["num_res_blocks"] = [int(r) for r in nrb] if isinstance(nrb, (list, tuple)) else int(nrb)
+    if kw.get("norm_num_groups") is None:
+        g = 0
+        for c in kw["channels"]:
+            g = math.gcd(g, c)
+        kw["norm_num_groups"] = min(32, g)
+    nhc = kw.get("num_head_channels")
+    if nhc is None:  # the middle block always has attention: one head per 32 channels of the deepest level
+        nhc = math.gcd(32, kw["channels"][-1])
+    kw["num_head_channels"] = [int(h) for h in nhc] if isinstance(nhc, (list, tuple)) else int(nhc)
+    return kw
+
+
+def build_network(**network_kwargs: Any) -> nn.Module:
+    """``monai.networks.nets.DiffusionModelUNet`` from (normalised) kwargs."""
+    from monai.networks.nets import DiffusionModelUNet
+
+    kw = normalise_network_kwargs(network_kwargs)
+    return DiffusionModelUNet(**kw)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class DDPMPrior(DiffusionPrior):
+    """ε-prediction DDPM prior on ``(B, channels, H, W)`` images in ``[-1, 1]``.
+
+    Args:
+        image_size: ``(H, W)`` (or an int for square images).
+        channels: 1 (magnitude) or 2 (real, imaginary).
+        network: a ``DiffusionModelUNet`` (built from ``network_kwargs`` when None).
+        network_kwargs: kwargs of ``DiffusionModelUNet``; ``in/out_channels`` default to ``channels``.
+        num_train_timesteps, schedule, beta_start, beta_end: the noise schedule (see :class:`DiffusionPrior`).
+        device: device of the network.
+    """
+
+    def __init__(
+        self,
+        image_size: tuple[int, int] | int = 64,
+        channels: int = 1,
+        network: nn.Module | None = None,
+        network_kwargs: dict | None = None,
+        num_train_timesteps: int = 1000,
+        schedule: Schedule | str = Schedule.LINEAR,
+        beta_start: float = 1e-4,
+        beta_end: float = 2e-2,
+        device: str | torch.device | None = None,
+    ) -> None:
+        if isinstance(image_size, int):
+            image_size = (image_size, image_size)
+        super().__init__(image_size, channels, num_train_timesteps, schedule, beta_start, beta_end)
+        kw = dict(network_kwargs or {})
+        kw.setdefault("in_channels", channels)
+        kw.setdefault("out_channels", channels)
+        self.network_kwargs = default_network_kwargs(channels, kw)
+        if self.network_kwargs["in_channels"] != channels or self.network_kwargs["out_channels"] != channels:
+            raise ValueError(
+                f"network_kwargs in/out_channels ({self.network_kwargs['in_channels']}, "
+                f"{self.network_kwargs['out_channels']}) must equal channels={channels}."
+            )
+        levels = len(self.network_kwargs["channels"])
+        if min(self.image_size) % (2 ** (levels - 1)) != 0:
+            raise ValueError(
+                f"image_size {self.image_size} must be divisible by 2**(levels-1)={2 ** (levels - 1)} "
+                f"for a UNet with {levels} levels."
+            )
+        self.network = network if network is not None else build_network(**self.network_kwargs)
+        self.intensity_convention = INTENSITY_CONVENTION
+        if device is not None:
+            self.to(device)
+
+    # --- torch-like helpers ------------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.network.parameters()).device
+
+    def to(self, device: str | torch.device) -> DDPMPrior:
+        self.network.to(device)
+        return self
+
+    def eval(self) -> DDPMPrior:
+        self.network.eval()
+        return self
+
+    def train(self, mode: bool = True) -> DDPMPrior:
+        self.network.train(mode)
+        return self
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.network.parameters())
+
+    # --- model -------------------------------------------------------------------------------------------------
+    def timesteps(self, t: torch.Tensor | int, batch: int) -> torch.Tensor:
+        """``t`` as a ``(batch,)`` long tensor on the network's device (ints are broadcast)."""
+        t = torch.as_tensor(t, dtype=torch.long).reshape(-1)
+        if t.numel() == 1:
+            t = t.expand(batch)
+        if t.numel() != batch:
+            raise ValueError(f"t must be an int or have {batch} entries (one per image), got {t.numel()}.")
+        if bool((t < 0).any()) or bool((t >= self.num_train_timesteps).any()):
+            raise ValueError(f"t must lie in [0, {self.num_train_timesteps - 1}], got {t.tolist()}.")
+        return t.to(self.device)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """ε(x_t, t) from the network; ``x_t`` real ``(B, channels, H, W)``, returned on ``x_t``'s device/dtype."""
+        self.check_input(x_t)
+        check_finite("x_t", x_t)
+        tt = self.timesteps(t, x_t.shape[0])
+        out = self.network(x_t.to(device=self.device, dtype=torch.float32), tt)
+        return out.to(device=x_t.device, dtype=x_t.dtype)
+
+    # --- checkpoints -------------------------------------------------------------------------------------------
+    def config(self) -> dict:
+        """Everything needed to rebuild this prior (without weights), json-serialisable."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "image_size": list(self.image_size),
+            "channels": self.channels,
+            "intensity_convention": self.intensity_convention,
+            "network_kwargs": self.network_kwargs,
+            "schedule_kwargs": {
+                "num_train_timesteps": self.num_train_timesteps,
+                "schedule": self.schedule.value,
+                "beta_start": self.beta_start,
+                "beta_end": self.beta_end,
+            },
+            "prediction_type": "epsilon",
+        }
+
+    def save_checkpoint(
+        self,
+        path: str | os.PathLike,
+        ema_state: dict | None = None,
+        include_raw: bool = True,
+        extra: dict | None = None,
+        metadata_path: str | os.PathLike | None = None,
+    ) -> str:
+        """Save config + weights; returns the file's sha256 (also written to ``metadata_path`` when given).
+
+        Args:
+            path: output ``.pt`` file.
+            ema_state: EMA ``state_dict`` of the network (stored as ``ema_state_dict``; preferred at load).
+            include_raw: also store the raw (non-EMA) weights as ``state_dict``.
+            extra: json-serialisable provenance stored under ``extra``.
+            metadata_path: json file that receives ``{"sha256": ..., "checkpoint": basename, **config}``.
+        """
+        ckpt = dict(self.config())
+        if include_raw or ema_state is None:
+            ckpt["state_dict"] = {k: v.detach().cpu() for k, v in self.network.state_dict().items()}
+        if ema_state is not None:
+            ckpt["ema_state_dict"] = {k: v.detach().cpu() for k, v in ema_state.items()}
+        ckpt["extra"] = extra or {}
+        os.makedirs(os.path.dirname(os.path.abspath(path)) or ".", exist_ok=True)
+        tmp = f"{path}.tmp"
+        torch.save(ckpt, tmp)
+        os.replace(tmp, path)
+        digest = sha256_file(path)
+        if metadata_path is not None:
+            meta = {"checkpoint": os.path.basename(str(path)), "sha256": digest, **self.config(), **(extra or {})}
+            with open(metadata_path, "w") as f:
+                json.dump(meta, f, indent=1)
+        return digest
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        expected_sha256: str | None = None,
+        metadata_path: str | os.PathLike | None = None,
+        network_kwargs: dict | None = None,
+        use_ema: bool = True,
+        device: str | torch.device | None = None,
+    ) -> DDPMPrior:
+        """Load a prior saved by :meth:`save_checkpoint` (EMA weights when present and ``use_ema``).
+
+        Args:
+            path: the ``.pt`` checkpoint.
+            expected_sha256: hex digest the file must have (checked before unpickling).
+            metadata_path: json with a ``sha256`` field (e.g. the bundle's model metadata) used when
+                ``expected_sha256`` is None.
+            network_kwargs: the configured network; raises if the checkpoint was trained with another one.
+            use_ema: prefer the EMA weights.
+            device: where to put the network.
+
+        Raises:
+            FileNotFoundError: missing checkpoint/metadata. ValueError: checksum mismatch, network mismatch,
+            or a file that is not a DDPM prior checkpoint.
+        """
+        path = str(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(
+                f"DDPM prior checkpoint not found: {path}. Train one with the bundle's train.json or restore "
+                f"bundles/ddpm_recon/models/model.pt."
+            )
+        if expected_sha256 is None and metadata_path is not None:
+            if not os.path.isfile(metadata_path):
+                raise FileNotFoundError(f"checkpoint metadata not found: {metadata_path}.")
+            with open(metadata_path) as f:
+                expected_sha256 = json.load(f).get("sha256")
+            if not expected_sha256:
+                raise ValueError(f"{metadata_path} has no 'sha256' entry.")
+        if expected_sha256 is not None:
+            got = sha256_file(path)
+            if got.lower() != str(expected_sha256).lower():
+                raise ValueError(
+                    f"checksum mismatch for {path}: sha256 {got} but metadata expects {expected_sha256}. "
+                    "The file is corrupt or not the model the metadata describes."
+                )
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+            raise ValueError(f"{path} is not a DDPM prior checkpoint (expected format {CHECKPOINT_FORMAT!r}).")
+        saved_kw = normalise_network_kwargs(ckpt["network_kwargs"])
+        if network_kwargs is not None:
+            want = normalise_network_kwargs(
+                {"in_channels": ckpt["channels"], "out_channels": ckpt["channels"], "spatial_dims": 2, **network_kwargs}
+            )
+            diff = {k: (saved_kw.get(k), want.get(k)) for k in set(saved_kw) | set(want) if saved_kw.get(k) != want.get(k)}
+            if diff:
+                raise ValueError(
+                    f"checkpoint {path} does not match the configured network: "
+                    + ", ".join(f"{k}: checkpoint {a!r} vs configured {b!r}" for k, (a, b) in sorted(diff.items()))
+                )
+        sk = ckpt["schedule_kwargs"]
+        prior = cls(
+            image_size=tuple(ckpt["image_size"]),
+            channels=int(ckpt["channels"]),
+            network_kwargs=saved_kw,
+            num_train_timesteps=sk["num_train_timesteps"],
+            schedule=sk["schedule"],
+            beta_start=sk.get("beta_start", 1e-4),
+            beta_end=sk.get("beta_end", 2e-2),
+        )
+        state = ckpt.get("ema_state_dict") if use_ema and "ema_state_dict" in ckpt else ckpt.get("state_dict")
+        if state is None:
+            raise ValueError(f"{path} holds no weights (neither ema_state_dict nor state_dict).")
+        try:
+            prior.network.load_state_dict(state, strict=True)
+        except RuntimeError as e:
+            raise ValueError(f"weights in {path} do not match the network described in the checkpoint: {e}") from e
+        prior.intensity_convention = ckpt.get("intensity_convention", INTENSITY_CONVENTION)
+        prior.extra = ckpt.get("extra", {})
+        prior.eval()
+        if device is not None:
+            prior.to(device)
+        return prior
+
+    def copy_network(self) -> nn.Module:
+        """A deep copy of the network (e.g. the initial EMA model)."""
+        return copy.deepcopy(self.network)

@@ -1,0 +1,23 @@
+"""Training workflow of the DDPM prior (wired by bundles/ddpm_recon/configs/train.json)."""
+
+from __future__ import annotations
+
+from .augment import RandomSliceAugment
+from .datasets import SliceDataset, check_images, fastmri_rss_slices, load_prepared, nifti_slices, training_data
+from .ema import EMA
+from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid
+
+__all__ = [
+    "DDPMTrainer",
+    "EMA",
+    "RandomSliceAugment",
+    "SliceDataset",
+    "check_images",
+    "ddim_sample",
+    "eps_mse",
+    "fastmri_rss_slices",
+    "load_prepared",
+    "nifti_slices",
+    "save_grid",
+    "training_data",
+]
