@@ -34,6 +34,7 @@ from .baselines import (
 #: λ tuned on a log grid by PSNR; iterations where the PSNR curve has flattened (see benchmarks/results/).
 TV_DEFAULT_LAMBDA = 3e-3
 TV_DEFAULT_ITERS = 200
+TV_DEFAULT_STEP_RATIO = 1000.0
 L1_DEFAULT_LAMBDA = 1e-3
 L1_DEFAULT_ITERS = 100
 
@@ -87,8 +88,13 @@ class TotalVariationSolver(_SigpyRecon):
         max_iter: PDHG iterations (>= 1). sigpy's PDHG converges slowly; the default was read off the
             PSNR-vs-iterations curve of ``benchmarks/cs_baselines.py``.
         normalize: apply the scale rule (turn off only to reproduce a raw sigpy call).
-        sigma, tau: PDHG dual/primal step sizes passed to sigpy (``None``: sigpy's choice, ``σ = 1`` and
-            ``τ = 1/‖[A; ∇]‖²`` from 30 power iterations).
+        step_ratio: primal/dual step ratio ``τ/σ`` of PDHG (Chambolle & Pock, 2011). Steps are
+            ``τ = sqrt(r/L)``, ``σ = 1/sqrt(r L)`` with the bound ``L = max Σ_c|S_c|² · max M² + 8 ≥ ‖[A; ∇]‖²``
+            (8 = ‖∇‖² of 2D forward differences), so ``στL = 1`` without a power iteration. sigpy's own choice
+            (``σ = 1``, ``τ = 1/L``) converges far more slowly on normalised data (e.g. 23.7 dB vs 31.2 dB after
+            100–200 iterations on the benchmark slice); ``r = 1000`` was the best of a coarse sweep there.
+        sigma, tau: explicit PDHG steps (both or neither); override ``step_ratio``. ``sigma=tau=None`` with
+            ``step_ratio=None`` reproduces sigpy's defaults.
 
     Call: ``solver(kspace (B, C, H, W) complex, operator) -> (B, 1, H, W)``; ``info.extra["lambda"]`` is ``λ``.
     """
@@ -98,18 +104,30 @@ class TotalVariationSolver(_SigpyRecon):
         lam: float = TV_DEFAULT_LAMBDA,
         max_iter: int = TV_DEFAULT_ITERS,
         normalize: bool = True,
+        step_ratio: float | None = TV_DEFAULT_STEP_RATIO,
         sigma: float | None = None,
         tau: float | None = None,
     ) -> None:
         super().__init__(lam, max_iter, normalize)
+        if (sigma is None) != (tau is None):
+            raise ValueError(f"sigma and tau must be given together (got sigma={sigma!r}, tau={tau!r}).")
         self.sigma = None if sigma is None else check_positive("sigma", sigma)
         self.tau = None if tau is None else check_positive("tau", tau)
+        self.step_ratio = None if step_ratio is None else check_positive("step_ratio", step_ratio)
+
+    def steps(self, mps: np.ndarray, weights: np.ndarray) -> tuple[float | None, float | None]:
+        """PDHG ``(σ, τ)`` for one item's maps ``(C, H, W)`` and weights ``(H, W)`` (see ``step_ratio``)."""
+        if self.sigma is not None or self.step_ratio is None:
+            return self.sigma, self.tau
+        lip = float((np.abs(mps) ** 2).sum(axis=0).max() * np.max(weights) ** 2) + 8.0
+        return 1.0 / float(np.sqrt(self.step_ratio * lip)), float(np.sqrt(self.step_ratio / lip))
 
     def _app(self, y, mps, weights, lam):
         from sigpy.mri.app import TotalVariationRecon
 
+        sigma, tau = self.steps(mps, weights)
         return TotalVariationRecon(
-            y, mps, lam, weights=weights, max_iter=self.max_iter, sigma=self.sigma, tau=self.tau, show_pbar=False
+            y, mps, lam, weights=weights, max_iter=self.max_iter, sigma=sigma, tau=tau, show_pbar=False
         )
 
     def __repr__(self) -> str:
