@@ -94,7 +94,8 @@ class TotalVariationSolver(_SigpyRecon):
             (``σ = 1``, ``τ = 1/L``) converges far more slowly on normalised data (e.g. 23.7 dB vs 31.2 dB after
             100–200 iterations on the benchmark slice); ``r = 1000`` was the best of a coarse sweep there.
         sigma, tau: explicit PDHG steps (both or neither); override ``step_ratio``. ``sigma=tau=None`` with
-            ``step_ratio=None`` reproduces sigpy's defaults.
+            ``step_ratio=None`` reproduces sigpy's defaults (whose power iteration starts from a random vector,
+            so repeated calls differ slightly; the default ``step_ratio`` path is deterministic).
 
     Call: ``solver(kspace (B, C, H, W) complex, operator) -> (B, 1, H, W)``; ``info.extra["lambda"]`` is ``λ``.
     """
@@ -144,13 +145,17 @@ class L1WaveletSolver(_SigpyRecon):
         max_iter: FISTA iterations (>= 1).
         wave_name: PyWavelets name (``"db4"`` as sigpy's default).
         normalize: apply the scale rule.
+        fixed_step: use the step ``1/L`` from the bound ``L = max Σ|S|² · max M²`` (exact for normalised maps)
+            instead of sigpy's 30 power iterations, which start from a random vector and so make results differ
+            from call to call.
     """
 
     def __init__(
         self, lam: float = L1_DEFAULT_LAMBDA, max_iter: int = L1_DEFAULT_ITERS, wave_name: str = "db4",
-        normalize: bool = True,
+        normalize: bool = True, fixed_step: bool = True,
     ) -> None:
         super().__init__(lam, max_iter, normalize)
+        self.fixed_step = bool(fixed_step)
         import pywt
 
         if wave_name not in pywt.wavelist(kind="discrete"):
@@ -161,8 +166,16 @@ class L1WaveletSolver(_SigpyRecon):
         from sigpy.mri.app import L1WaveletRecon
 
         return L1WaveletRecon(
-            y, mps, lam, weights=weights, wave_name=self.wave_name, max_iter=self.max_iter, show_pbar=False
+            y, mps, lam, weights=weights, wave_name=self.wave_name, max_iter=self.max_iter,
+            alpha=self.step(mps, weights), show_pbar=False,
         )
+
+    def step(self, mps: np.ndarray, weights: np.ndarray) -> float | None:
+        """FISTA step ``1/L`` with ``L = max Σ_c|S_c|² · max M² ≥ ‖AᴴA‖`` (``None``: sigpy's power iteration)."""
+        if not self.fixed_step:
+            return None
+        lip = float((np.abs(mps) ** 2).sum(axis=0).max() * np.max(weights) ** 2)
+        return 1.0 / lip
 
     def __repr__(self) -> str:
         return f"L1WaveletSolver(lam={self.lam}, max_iter={self.max_iter}, wave_name={self.wave_name!r})"
