@@ -1,0 +1,110 @@
+"""Data preparation: slicing, padding/resizing, normalisation, the held-out split, error messages."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from monai_ddpm_recon.data import COLIN27_PATH, SliceSplit, load_colin27, normalise_max, pad_to_square, resize_square
+from monai_ddpm_recon.data.prepare import build_dataset, main
+from monai_ddpm_recon.training import RandomSliceAugment, SliceDataset, check_images, fastmri_rss_slices, nifti_slices
+
+has_colin = pytest.mark.skipif(not os.path.isfile(COLIN27_PATH), reason="mricron-data not installed")
+
+
+def test_missing_colin27_names_the_debian_package(tmp_path):
+    with pytest.raises(FileNotFoundError, match="mricron-data"):
+        load_colin27(tmp_path / "ch2.nii.gz")
+    with pytest.raises(FileNotFoundError, match="mricron-data"):
+        main(["--output", str(tmp_path / "out"), "--colin27", str(tmp_path / "nope.nii.gz"), "--no-mni152"])
+
+
+def test_pad_resize_keeps_aspect_and_normalise():
+    img = np.zeros((20, 10), np.float32)
+    img[:, :] = 3.0  # a 20x10 bright rectangle -> centred, half the width of the square
+    sq = pad_to_square(img)
+    assert sq.shape == (20, 20) and sq[:, 5:15].min() == 3 and sq[:, :5].max() == 0 and sq[:, 15:].max() == 0
+    small = resize_square(img, 8)
+    assert small.shape == (8, 8)
+    np.testing.assert_allclose(small[:, 3:5], 3.0, rtol=1e-5)  # interior stays at the plateau value
+    assert small[:, 0].max() < 1e-6 and small[:, 7].max() < 1e-6
+    n = normalise_max(small)
+    assert n.max() == pytest.approx(1.0) and n.min() >= 0
+    with pytest.raises(ValueError, match="empty"):
+        normalise_max(np.zeros((4, 4)))
+
+
+def test_slice_split():
+    s = SliceSplit(10, 22, 3)
+    assert s.is_heldout(10) and s.is_heldout(21) and not s.is_heldout(22)
+    assert s.is_excluded(7) and s.is_excluded(24) and not s.is_excluded(6) and not s.is_excluded(25)
+    with pytest.raises(ValueError):
+        SliceSplit(10, 10, 0)
+
+
+@has_colin
+def test_colin27_split_is_disjoint_with_gap():
+    ds = build_dataset(image_size=16, use_mni152=False)
+    split = ds["split"]
+    held = set(split["heldout"]["z"])
+    train = set(split["train"]["colin27"]["z"])
+    assert len(held) >= 12 and held == set(range(split["heldout"]["z_start"], split["heldout"]["z_stop"]))
+    assert min(abs(z - h) for z in train for h in held) > split["excluded_gap"]
+    assert ds["train"].shape[1:] == (1, 16, 16) and ds["heldout"].shape == (len(held), 1, 16, 16)
+    for arr in (ds["train"], ds["heldout"]):
+        assert arr.min() >= 0 and np.allclose(arr.reshape(len(arr), -1).max(1), 1.0)
+
+
+def _write_volume(path, shape=(12, 14, 6)):
+    vol = np.zeros(shape, np.float32)
+    vol[3:9, 3:11, 1:5] = np.random.rand(6, 8, 4) + 1
+    nib.save(nib.Nifti1Image(vol, np.eye(4)), str(path))
+    return vol
+
+
+def test_nifti_and_fastmri_sources(tmp_path):
+    _write_volume(tmp_path / "v.nii.gz")
+    sl = nifti_slices([str(tmp_path / "v.nii.gz")], 8)
+    assert sl.shape == (4, 1, 8, 8)  # the empty axial slices 0 and 5 are dropped
+    with h5py.File(tmp_path / "f.h5", "w") as f:
+        rss = np.zeros((5, 12, 10), np.float32)
+        rss[1:4, 2:10, 2:8] = 1
+        f["reconstruction_rss"] = rss
+    fm = fastmri_rss_slices([str(tmp_path / "f.h5")], 8)
+    assert fm.shape == (3, 1, 8, 8) and fm.max() == pytest.approx(1.0)
+    with h5py.File(tmp_path / "g.h5", "w") as f:
+        f["kspace"] = np.zeros((1, 2, 2), np.complex64)
+    with pytest.raises(ValueError, match="reconstruction_rss"):
+        fastmri_rss_slices([str(tmp_path / "g.h5")], 8)
+
+
+def test_check_images_errors():
+    with pytest.raises(ValueError, match="empty"):
+        check_images("x", np.zeros((0, 1, 8, 8)))
+    bad = np.zeros((2, 1, 8, 8), np.float32)
+    bad[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        check_images("x", bad)
+    with pytest.raises(ValueError, match="expected \\(16, 16\\)"):
+        check_images("x", np.zeros((2, 1, 8, 8)), 16)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        check_images("x", np.full((2, 1, 8, 8), 2.0))
+
+
+def test_dataset_range_and_augmentation():
+    imgs = np.random.rand(3, 1, 8, 8).astype(np.float32)
+    ds = SliceDataset(imgs, 8)
+    torch.testing.assert_close(ds[1], torch.from_numpy(imgs[1]) * 2 - 1)
+    flip = RandomSliceAugment(flip_prob=1.0, max_rotation_deg=0.0, intensity_range=(1.0, 1.0))
+    torch.testing.assert_close(flip(torch.from_numpy(imgs[0])), torch.from_numpy(imgs[0]).flip(-1))
+    aug = SliceDataset(imgs, 8, augment=RandomSliceAugment())
+    for i in range(3):
+        x = aug[i]
+        assert x.shape == (1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    with pytest.raises(ValueError, match="intensity_range"):
+        RandomSliceAugment(intensity_range=(0.9, 1.2))

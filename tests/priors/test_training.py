@@ -1,0 +1,184 @@
+"""Training workflow: train.json runs and resumes, EMA/lr maths, validation helpers, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from monai_ddpm_recon.priors import DDPMPrior
+from monai_ddpm_recon.training import EMA, DDPMTrainer, SliceDataset, eps_mse, save_grid
+
+CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "ddpm_recon" / "configs"
+
+
+def _prepared(tmp_path, size=16, n_train=12, n_held=4):
+    d = tmp_path / "data"
+    d.mkdir()
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:size, :size]
+    disc = ((yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 3) ** 2).astype(np.float32)
+    for name, n in (("train", n_train), ("heldout", n_held)):
+        imgs = disc * rng.uniform(0.5, 1.0, (n, 1, size, size)).astype(np.float32)
+        imgs /= imgs.reshape(n, -1).max(1)[:, None, None, None]
+        np.save(d / f"{name}.npy", imgs)
+    return d
+
+
+def _run_bundle(**override):
+    from monai.bundle import run
+
+    run(config_file=str(CONFIGS / "train.json"), **override)
+
+
+def _tiny_overrides(tmp_path, out):
+    return {
+        "data_dir": str(_prepared(tmp_path)),
+        "image_size": 16,
+        "channels": [8, 8],
+        "output_dir": str(out),
+        "batch_size": 4,
+        "checkpoint_every": 2,
+        "val_every": 3,
+        "sample_every": 0,
+        "num_samples": 4,
+        "ddim_steps": 3,
+        "warmup_steps": 2,
+        "log_every": 1,
+        "progress": False,
+        "num_threads": 1,
+    }
+
+
+def _log(out):
+    with open(out / "log.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_train_json_tiny_run_completes_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    ov = _tiny_overrides(tmp_path, out)
+    _run_bundle(max_steps=4, **ov)
+    assert (out / "last.pt").is_file() and (out / "model.pt").is_file()
+    assert (out / "samples_step000004.png").is_file()
+    meta = json.loads((out / "model_metadata.json").read_text())
+    assert meta["training"]["steps"] == 4 and np.isfinite(meta["training"]["final_heldout_eps_mse_mean"])
+    prior = DDPMPrior.from_checkpoint(out / "model.pt", metadata_path=out / "model_metadata.json")
+    assert prior.image_size == (16, 16)
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
+
+    ov["data_dir"] = str(tmp_path / "data")  # reuse the same prepared data
+    _run_bundle(max_steps=6, **ov)
+    log = _log(out)
+    resumes = [r for r in log if r["kind"] == "resume"]
+    assert len(resumes) == 1 and resumes[0]["step"] == 4
+    train_steps = [r["step"] for r in log if r["kind"] == "train"]
+    assert train_steps == sorted(train_steps) and train_steps[-1] == 6  # continued, did not restart at 0
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 6
+    val = [r for r in log if r["kind"] == "val"][-1]
+    assert set(val["heldout_eps_mse"]) == {"50", "250", "500", "750"}
+
+
+def test_resume_with_another_network_raises(tmp_path):
+    out = tmp_path / "run"
+    ov = _tiny_overrides(tmp_path, out)
+    _run_bundle(max_steps=2, **ov)
+    ov.update(channels=[8, 16], max_steps=3)
+    with pytest.raises(Exception) as info:  # monai.bundle wraps the trainer's ValueError
+        _run_bundle(**ov)
+    chain, e = [], info.value
+    while e is not None:
+        chain.append(str(e))
+        e = e.__cause__ or e.__context__
+    assert any("cannot resume" in m for m in chain), chain
+
+
+def test_trainer_rejects_bad_data(tmp_path):
+    prior = DDPMPrior(16, network_kwargs={"channels": [8, 8]})
+    ds = SliceDataset(np.random.rand(4, 1, 16, 16).astype(np.float32), 16)
+    with pytest.raises(ValueError, match="heldout_images"):
+        DDPMTrainer(prior, ds, np.random.rand(2, 1, 8, 8), str(tmp_path))
+    held = np.random.rand(2, 1, 16, 16)
+    held[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        DDPMTrainer(prior, ds, held, str(tmp_path))
+    with pytest.raises(ValueError, match="the prior expects"):
+        DDPMTrainer(prior, SliceDataset(np.random.rand(4, 1, 8, 8).astype(np.float32)), np.random.rand(2, 1, 16, 16), str(tmp_path))
+    with pytest.raises(ValueError, match="empty"):
+        SliceDataset(np.zeros((0, 1, 16, 16)))
+    with pytest.raises(ValueError, match="empty"):
+        DDPMTrainer(prior, torch.utils.data.TensorDataset(torch.zeros(0, 1, 16, 16)), np.random.rand(2, 1, 16, 16), str(tmp_path))
+
+
+def test_lr_schedule_and_ema_math(tmp_path):
+    prior = DDPMPrior(16, network_kwargs={"channels": [8, 8]})
+    ds = SliceDataset(np.random.rand(4, 1, 16, 16).astype(np.float32), 16)
+    tr = DDPMTrainer(prior, ds, np.random.rand(2, 1, 16, 16), str(tmp_path), max_steps=110, lr=1e-3, warmup_steps=10,
+                     min_lr_ratio=0.1)
+    assert tr.lr_at(0) == pytest.approx(1e-4) and tr.lr_at(9) == pytest.approx(1e-3)
+    assert tr.lr_at(60) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert tr.lr_at(110) == pytest.approx(1e-4)
+
+    net = nn.Linear(2, 1)
+    ema = EMA(net, decay=0.9)
+    before = ema.model.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net)  # first update uses min(0.9, 2/11)
+    d = 2 / 11
+    torch.testing.assert_close(ema.model.weight, d * before + (1 - d) * net.weight.detach())
+    with pytest.raises(ValueError):
+        EMA(net, decay=1.0)
+
+
+def test_eps_mse_of_zero_predictor_is_noise_power_and_repeatable(tmp_path):
+    class Zero(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t):
+            return torch.zeros_like(x) + self.p
+
+    prior = DDPMPrior(16, network_kwargs={"channels": [8, 8]})
+    imgs = torch.rand(8, 1, 16, 16) * 2 - 1
+    a = eps_mse(Zero(), prior, imgs, [10, 900], seed=3)
+    b = eps_mse(Zero(), prior, imgs, [10, 900], seed=3)
+    assert a == b
+    for t, v in a.items():  # a zero prediction scores the mean square of the fixed validation noise
+        noise = torch.randn(imgs.shape, generator=torch.Generator().manual_seed(3 + t))
+        assert v == pytest.approx(float((noise**2).mean()), rel=1e-5)
+    save_grid(imgs[:5], str(tmp_path / "g.png"))
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g.png").size == (3 * 17 + 1, 2 * 17 + 1)
+
+
+@pytest.mark.slow
+def test_multi_gpu_config_two_processes_gloo(tmp_path):
+    import subprocess
+    import sys
+
+    data = _prepared(tmp_path)
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+        "-m", "monai.bundle", "run",
+        "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']",
+        "--data_dir", str(data), "--image_size", "16", "--channels", "[8,8]", "--output_dir", str(out),
+        "--max_steps", "3", "--batch_size", "2", "--checkpoint_every", "2", "--val_every", "0",
+        "--sample_every", "0", "--num_samples", "2", "--ddim_steps", "2", "--num_threads", "1",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    log = _log(out)
+    start = [r for r in log if r["kind"] == "start"]
+    assert len(start) == 1 and start[0]["world_size"] == 2  # only rank 0 logs
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == 3
+    assert (out / "model.pt").is_file()
