@@ -53,7 +53,6 @@ normalised units (physical noise std / scale).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import torch
@@ -62,10 +61,9 @@ from ..operators.base import LinearOperator
 from ..priors.base import DiffusionPrior
 from ..utils.enums import StrEnum
 from ..utils.validation import check_positive
-from .base import ReconInfo
-from .baselines import check_kspace
+from .diffusion import DiffusionSolver, check_prior
 from .mapping import PhaseMode, PriorMapping
-from .sampling import Denoise, NonFiniteIterateError, StepContext, count_denoise, ddim_timesteps, sample_loop
+from .sampling import Denoise, StepContext, ddim_timesteps
 from .vp_ve import abar_at, check_timesteps, geometric_timesteps, sigma_at, ve_score_from_eps
 
 
@@ -275,94 +273,81 @@ class DataTerm:
 
 class GuidanceRule:
     """Conditioning rule for :func:`~.sampling.sample_loop`: adds ``coefficient · g(x_t)`` (in VE coordinates, at the
-    step's input ``x_t``, as in slides 55 and 69) to the stepper's unconditional proposal."""
+    step's input ``x_t``, as in slides 55 and 69) to the stepper's unconditional proposal.
 
-    def __init__(self, prior: DiffusionPrior, stepper: LangevinStepper | SBIMStepper, data: DataTerm) -> None:
+    Args:
+        prior, stepper, data: the prior, the stepper whose ``gradient_coefficient`` weights the data term, the data term.
+        final_index, final_t: when the schedule does not end at the clean image (SBIM without the final denoising
+            step ends at ``t_0 >= 0``), the result of op ``final_index`` is mapped to VE coordinates
+            (``/ sqrt(ᾱ_{t_0})``) so that, as for every schedule, the loop returns the image estimate.
+    """
+
+    def __init__(self, prior: DiffusionPrior, stepper: LangevinStepper | SBIMStepper, data: DataTerm,
+                 final_index: int = -1, final_t: int = -1) -> None:
         self.prior = prior
         self.stepper = stepper
         self.data = data
+        self.final_index = int(final_index)
+        self.final_t = int(final_t)
 
     def __call__(self, ctx: StepContext) -> torch.Tensor:
-        if self.data.mode != DataGradient.NORMALIZED and self.data.sigma_y == float("inf"):
-            return ctx.x_prev
-        coef = self.stepper.gradient_coefficient(self.prior, ctx.t, ctx.t_prev, ctx.x_prev)
-        if not bool((coef != 0).any()):
-            return ctx.x_prev
-        x_t = ctx.x_t.detach()
-        sigma = sigma_at(self.prior, ctx.t, x_t)
-        x_ve = x_t / abar_at(self.prior, ctx.t, x_t).sqrt()
-        g = self.data(x_ve, ve_score_from_eps(ctx.eps.detach(), sigma), sigma)
-        return ctx.x_prev + abar_at(self.prior, ctx.t_prev, x_t).sqrt() * coef * g
+        out = ctx.x_prev
+        unguided = self.data.mode != DataGradient.NORMALIZED and self.data.sigma_y == float("inf")
+        coef = None if unguided else self.stepper.gradient_coefficient(self.prior, ctx.t, ctx.t_prev, ctx.x_prev)
+        if coef is not None and bool((coef != 0).any()):
+            x_t = ctx.x_t.detach()
+            sigma = sigma_at(self.prior, ctx.t, x_t)
+            x_ve = x_t / abar_at(self.prior, ctx.t, x_t).sqrt()
+            g = self.data(x_ve, ve_score_from_eps(ctx.eps.detach(), sigma), sigma)
+            out = out + abar_at(self.prior, ctx.t_prev, x_t).sqrt() * coef * g
+        if ctx.index == self.final_index and self.final_t >= 0:
+            out = out / abar_at(self.prior, self.final_t, out).sqrt()
+        return out
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # solvers
 # ---------------------------------------------------------------------------------------------------------------
-class _ScoreBasedSolver:
-    """Shared call logic: validation, :class:`PriorMapping`, the sampling loop, timing and :class:`ReconInfo`.
+class _ScoreBasedSolver(DiffusionSolver):
+    """What both samplers add to :class:`~.diffusion.DiffusionSolver` (which owns validation, the prior mapping,
+    ``num_samples`` batching, seeding, timing, NFE and divergence errors): their parameters, schedule, stepper and
+    the guidance rule."""
 
-    (Self-contained: the shared ``DiffusionSolver`` base of :mod:`.diffusion` did not exist when this was written.)
-    """
-
-    name = "score-based sampler"
-
-    def __init__(self, prior: DiffusionPrior, sigma_y: float, data_gradient: DataGradient | str, data_weight: float,
-                 epsilon: float, phase_mode: PhaseMode | str, seed: int | None, progress: bool) -> None:
-        if not isinstance(prior, DiffusionPrior):
-            raise TypeError(f"prior must be a DiffusionPrior (ε-prediction), got {type(prior).__name__}.")
-        self.prior = prior
+    def __init__(self, prior, sigma_y: float, data_gradient: DataGradient | str, data_weight: float, epsilon: float,
+                 num_samples: int, phase_mode: PhaseMode | str, final_data_consistency: bool, seed: int | None,
+                 progress: bool) -> None:
         self.sigma_y = check_sigma_y(sigma_y)
         self.data_gradient = DataGradient.parse(data_gradient, "data_gradient")
         self.data_weight = check_positive("data_weight", data_weight)
         self.epsilon = check_epsilon(epsilon)
-        self.phase_mode = PhaseMode.parse(phase_mode, "phase_mode")
-        if seed is not None and (isinstance(seed, bool) or int(seed) != seed):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}.")
-        self.seed = None if seed is None else int(seed)
-        self.progress = bool(progress)
-        self.info = ReconInfo()
+        # the schedule is ours (timesteps / schedule / stepper overridden): DDIM's η, clipping and resampling unused
+        super().__init__(prior, num_steps=None, eta=0.0, num_samples=num_samples, phase_mode=phase_mode,
+                         final_data_consistency=final_data_consistency, clip_x0=False, seed=seed, progress=progress)
 
-    # subclasses: the schedule, the stepper and the time at which the loop's last op leaves the iterate
-    def _plan(self) -> tuple[list[Denoise], LangevinStepper | SBIMStepper, int]:
+    # subclasses: the noise levels, the stepper, the ops and the time the last op leaves the iterate at
+    def timesteps(self) -> list[int]:
+        return list(self.levels)
+
+    def stepper(self) -> LangevinStepper | SBIMStepper:
         raise NotImplementedError
 
-    def _hint(self) -> str:
-        return f"reduce epsilon (= {self.epsilon:g}) or use data_gradient='annealed'/'normalized'"
+    def final_time(self) -> int:
+        return -1
 
-    def __call__(self, kspace: torch.Tensor, operator: LinearOperator,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex.
+    def _describe(self) -> str:
+        return (f"epsilon={self.epsilon:g}, sigma_y={self.sigma_y:g}, data_gradient={self.data_gradient.value}; reduce "
+                "epsilon, or use data_gradient='annealed'/'normalized'")
 
-        Args:
-            kspace: measured k-space (``C = operator.num_coils``).
-            operator: single- or multi-coil forward model.
-            generator: RNG for all noise; default a fresh ``torch.Generator`` seeded with ``seed`` (deterministic)
-                or, if ``seed`` is None, the global RNG.
-        """
-        check_kspace(kspace, operator)
-        if tuple(operator.image_shape) != tuple(self.prior.image_size):
-            raise ValueError(f"operator.image_shape {tuple(operator.image_shape)} differs from the prior's image size "
-                             f"{tuple(self.prior.image_size)}; resize the data or use a prior trained at that size.")
-        start = time.perf_counter()
-        if generator is None and self.seed is not None:
-            generator = torch.Generator().manual_seed(self.seed)
-        ops, stepper, final_t = self._plan()
-        mapping = PriorMapping.from_kspace(kspace, operator, self.prior.channels, self.phase_mode)
+    def _make_condition(self, kspace, operator, mapping, generator) -> GuidanceRule:
         data = DataTerm(operator, kspace, mapping, self.data_gradient, self.sigma_y, self.data_weight)
-        real = kspace.real.dtype
-        shape = (kspace.shape[0], self.prior.channels, *self.prior.image_size)
-        x = torch.randn(shape, generator=generator, dtype=real, device="cpu").to(kspace.device)
-        try:
-            x = sample_loop(self.prior, ops, x, GuidanceRule(self.prior, stepper, data), stepper, False, generator,
-                            self.progress, desc=type(self).__name__)
-        except NonFiniteIterateError as err:
-            raise NonFiniteIterateError(f"{type(self).__name__}: {err} Hint: {self._hint()}.") from err
-        x_ve = x / abar_at(self.prior, final_t, x).sqrt()
-        image = mapping.to_image(x_ve, kspace.dtype)
-        nfe = count_denoise(ops)
-        self.info = ReconInfo(nfe=nfe, iterations=len(ops), wall_time_s=time.perf_counter() - start,
-                              extra={"timesteps": self.timesteps, "data_gradient": str(self.data_gradient),
-                                     "sigma_y": self.sigma_y, "epsilon": self.epsilon, "scale": mapping.scale.flatten()})
+        return GuidanceRule(self.prior, self.stepper(), data, len(self.schedule()) - 1, self.final_time())
+
+    def __call__(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex (see
+        :class:`~.diffusion.DiffusionSolver`); ``info.extra`` also holds the noise levels and data-term settings."""
+        image = super().__call__(kspace, operator)
+        self.info.extra.update(timesteps=self.timesteps(), data_gradient=self.data_gradient.value,
+                               sigma_y=self.sigma_y, epsilon=self.epsilon)
         return image
 
 
@@ -383,29 +368,36 @@ class AnnealedLangevinSolver(_ScoreBasedSolver):
         data_weight: λ of ``normalized``.
         level_spacing: ``geometric`` in σ (NCSN, default) or ``linear`` in t.
         timesteps: explicit strictly decreasing noise-level subset (DDPM timesteps); σ_L is σ of the last one.
-        phase_mode: how a magnitude prior meets complex data (:class:`PhaseMode`).
-        seed: seed of a fresh generator per call (deterministic), or None (global RNG).
-        progress: tqdm bar.
+        num_samples, phase_mode, final_data_consistency, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
+
+    Raises:
+        ValueError: σ_y <= 0, ε <= 0, an empty noise-level subset, bad counts.
+        GuidanceDivergedError: the iterate became NaN/Inf (names the step, its time and ε, σ_y).
     """
 
-    def __init__(self, prior: DiffusionPrior, num_levels: int = 50, steps_per_level: int = 3, epsilon: float = 5e-5,
+    def __init__(self, prior, num_levels: int = 50, steps_per_level: int = 3, epsilon: float = 5e-5,
                  sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
                  data_weight: float = 1.0, level_spacing: LevelSpacing | str = LevelSpacing.GEOMETRIC,
-                 timesteps: Sequence[int] | None = None, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
+                 timesteps: Sequence[int] | None = None, num_samples: int = 1,
+                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = False,
                  seed: int | None = 0, progress: bool = True) -> None:
-        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, phase_mode, seed, progress)
+        check_prior(prior)
         self.steps_per_level = _check_int("steps_per_level", steps_per_level, 1)
         self.level_spacing = LevelSpacing.parse(level_spacing, "level_spacing")
         T = prior.num_train_timesteps
         if timesteps is None:
             n = _check_int("num_levels", num_levels, 1)
             timesteps = ddim_timesteps(T, n) if self.level_spacing == LevelSpacing.LINEAR else geometric_timesteps(prior, n)
-        self.timesteps = check_timesteps("timesteps", timesteps, T)
+        self.levels = check_timesteps("timesteps", timesteps, T)
+        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, num_samples, phase_mode,
+                         final_data_consistency, seed, progress)
 
-    def _plan(self):
+    def stepper(self) -> LangevinStepper:
         like = torch.zeros((), dtype=torch.float64)
-        stepper = LangevinStepper(self.epsilon, float(sigma_at(self.prior, self.timesteps[-1], like)))
-        return langevin_schedule(self.timesteps, self.steps_per_level), stepper, -1
+        return LangevinStepper(self.epsilon, float(sigma_at(self.prior, self.levels[-1], like)))
+
+    def schedule(self) -> list[Denoise]:
+        return langevin_schedule(self.levels, self.steps_per_level)
 
 
 class SBIMSolver(_ScoreBasedSolver):
@@ -414,42 +406,53 @@ class SBIMSolver(_ScoreBasedSolver):
     Predictor ``x_{t-1} = x_t + c_t (σ_t - σ_{t-1})(s(x_t) + g(x_t))`` (``c_t = σ_t`` for ``predictor="ddim"``, the
     exact DDIM η=0 step; ``σ_t/sqrt(1+σ_t²)`` for ``"slides"``, see the module docstring), then ``corrector_steps``
     Langevin steps ``x ← x + (α/2)(s + g) + sqrt(α) z`` at the new level with ``α = ε σ²/σ_L²``, and finally
-    ``x_0 + σ_0² s(x_0, σ_0)``. ``(N)(1 + M) + 1`` network evaluations for ``N + 1`` timesteps
-    (``num_steps = N + 1``).
+    ``x_0 + σ_0² s(x_0, σ_0)``. ``N(1 + M) + 1`` network evaluations for ``N + 1`` timesteps (``num_steps = N + 1``).
 
     Args:
         prior: ε-prediction prior.
         num_steps: number of noise levels (timesteps spread as DDIM's); ignored if ``timesteps`` is given.
         corrector_steps: M >= 0 Langevin corrector steps after each predictor step.
         epsilon: ε > 0 of the corrector.
-        sigma_y, data_gradient, data_weight, phase_mode, seed, progress: as :class:`AnnealedLangevinSolver`.
+        sigma_y, data_gradient, data_weight: as :class:`AnnealedLangevinSolver`.
         predictor: :class:`Predictor` (``ddim`` default, ``slides`` literal).
         final_denoise: apply the final (unguided) denoising step ``x_0 + σ_0² s(x_0, σ_0)``.
         timesteps: explicit strictly decreasing timesteps ``t_N > … > t_0``.
+        num_samples, phase_mode, final_data_consistency, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
+
+    Raises:
+        ValueError: σ_y <= 0, ε <= 0, an empty noise-level subset, bad counts.
+        GuidanceDivergedError: the iterate became NaN/Inf (names the step, its time and ε, σ_y).
     """
 
-    def __init__(self, prior: DiffusionPrior, num_steps: int = 50, corrector_steps: int = 0, epsilon: float = 5e-5,
+    def __init__(self, prior, num_steps: int = 50, corrector_steps: int = 0, epsilon: float = 5e-5,
                  sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
                  data_weight: float = 1.0, predictor: Predictor | str = Predictor.DDIM, final_denoise: bool = True,
-                 timesteps: Sequence[int] | None = None, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
+                 timesteps: Sequence[int] | None = None, num_samples: int = 1,
+                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = False,
                  seed: int | None = 0, progress: bool = True) -> None:
-        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, phase_mode, seed, progress)
+        check_prior(prior)
         self.corrector_steps = _check_int("corrector_steps", corrector_steps, 0)
         self.predictor = Predictor.parse(predictor, "predictor")
         self.final_denoise = bool(final_denoise)
         T = prior.num_train_timesteps
         if timesteps is None:
             timesteps = ddim_timesteps(T, _check_int("num_steps", num_steps, 1))
-        self.timesteps = check_timesteps("timesteps", timesteps, T)
-        if len(self.timesteps) < 2 and not self.final_denoise:
+        self.levels = check_timesteps("timesteps", timesteps, T)
+        if len(self.levels) < 2 and not self.final_denoise:
             raise ValueError("SBIMSolver needs at least 2 timesteps (num_steps >= 2) when final_denoise=False.")
+        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, num_samples, phase_mode,
+                         final_data_consistency, seed, progress)
+        self.num_steps = len(self.levels)
 
-    def _plan(self):
+    def stepper(self) -> SBIMStepper:
         like = torch.zeros((), dtype=torch.float64)
-        sigma_min = float(sigma_at(self.prior, self.timesteps[-1], like))
-        stepper = SBIMStepper(self.predictor, self.epsilon, sigma_min)
-        ops = sbim_schedule(self.timesteps, self.corrector_steps, self.final_denoise)
-        return ops, stepper, -1 if self.final_denoise else self.timesteps[-1]
+        return SBIMStepper(self.predictor, self.epsilon, float(sigma_at(self.prior, self.levels[-1], like)))
+
+    def schedule(self) -> list[Denoise]:
+        return sbim_schedule(self.levels, self.corrector_steps, self.final_denoise)
+
+    def final_time(self) -> int:
+        return -1 if self.final_denoise else self.levels[-1]
 
 
 __all__ = [

@@ -9,11 +9,11 @@ import torch
 
 from monai_ddpm_recon.operators import MaskedFourier, SenseOperator, birdcage_maps, make_mask
 from monai_ddpm_recon.priors.gaussian import GaussianPrior
+from monai_ddpm_recon.solvers.diffusion import GuidanceDivergedError, unconditional_reference
 from monai_ddpm_recon.solvers.mapping import PriorMapping
 from monai_ddpm_recon.solvers.sampling import (
     DDIMStepper,
     Denoise,
-    NonFiniteIterateError,
     count_denoise,
     ddim_schedule,
     ddim_timesteps,
@@ -166,7 +166,7 @@ def test_langevin_moves_to_posterior_mean(prior, multicoil):
                                     phase_mode="none", progress=False)
     out = solver(y, op)
     assert out.shape == (16, 1, H, H) and out.is_complex()
-    assert solver.info.nfe == solver.info.iterations == len(solver.timesteps) * 5
+    assert solver.info.nfe == solver.info.iterations == len(solver.timesteps()) * 5
     err, err_zf = rel_err(out.mean(0, keepdim=True), post), rel_err(zf, post)
     assert err < 0.2 * err_zf, (err, err_zf)
 
@@ -204,6 +204,22 @@ def test_sbim_with_infinite_sigma_y_is_unconditional_sbim(prior):
     x = sample_loop(prior, sbim_schedule(times, 1), x, None, stepper, generator=g, progress=False)
     mapping = PriorMapping.from_kspace(y, op, 1, "none")
     assert torch.equal(out, mapping.to_image(x, out.dtype))
+    assert torch.equal(out, unconditional_reference(solver, y, op))  # the shared base's g = 0 reference
+
+
+def test_sbim_without_final_denoise_returns_ve_iterate(prior):
+    """Without the final denoising step the result is the VE iterate at t_0: x^VP_{t_0} / sqrt(ᾱ_{t_0})."""
+    y, op, _, _, _ = make_case(prior, False, batch=1)
+    times = [999, 500, 100, 20]
+    solver = SBIMSolver(prior, timesteps=times, final_denoise=False, sigma_y=float("inf"), phase_mode="none", seed=2,
+                        progress=False)
+    out = solver(y, op)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn((1, 1, H, H), generator=g, dtype=torch.float64)
+    x = sample_loop(prior, sbim_schedule(times, 0, False), x, None, SBIMStepper(), generator=g, progress=False)
+    expected = PriorMapping.from_kspace(y, op, 1, "none").to_image(x / prior.abar(20, x).sqrt(), out.dtype)
+    torch.testing.assert_close(out, expected)
+    assert solver.info.nfe == 3 and solver.info.extra["timesteps"] == times
 
 
 def test_determinism_under_seed(prior):
@@ -215,9 +231,15 @@ def test_determinism_under_seed(prior):
     assert torch.equal(a, b) and not torch.equal(a, c)
     lk = dict(num_levels=5, steps_per_level=2, sigma_y=sigma_y, phase_mode="none", progress=False)
     assert torch.equal(AnnealedLangevinSolver(prior, seed=1, **lk)(y, op), AnnealedLangevinSolver(prior, seed=1, **lk)(y, op))
-    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
-    solver = AnnealedLangevinSolver(prior, seed=None, **lk)
-    assert torch.equal(solver(y, op, generator=g1), solver(y, op, generator=g2))
+
+
+def test_num_samples_gives_mean_and_std(prior):
+    y, op, sigma_y, post, zf = make_case(prior, True, batch=1)
+    solver = SBIMSolver(prior, num_steps=20, corrector_steps=2, sigma_y=sigma_y, phase_mode="none", num_samples=8,
+                        progress=False)
+    out = solver(y, op)
+    assert out.shape == (1, 1, H, H) and solver.info.std.shape == (1, 1, H, H)
+    assert rel_err(out, post) < 0.25 * rel_err(zf, post)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -255,7 +277,7 @@ def test_bad_kspace_and_size(prior):
     with pytest.raises(TypeError, match="kspace"):
         solver(y.real, op)
     big = MaskedFourier(make_mask("random", (32, 32), 4, center_fraction=0.15, seed=0), (32, 32))
-    with pytest.raises(ValueError, match="image size"):
+    with pytest.raises(ValueError, match="image_size"):
         solver(torch.zeros(1, 1, 32, 32, dtype=torch.complex128), big)
 
 
@@ -264,5 +286,5 @@ def test_diverging_iterate_names_step(prior):
     y, op, _, _, _ = make_case(prior, False, batch=1)
     solver = AnnealedLangevinSolver(prior, num_levels=10, steps_per_level=20, epsilon=1e-3, sigma_y=1e-4,
                                     data_gradient="likelihood", phase_mode="none", progress=False)
-    with pytest.raises(NonFiniteIterateError, match=r"AnnealedLangevinSolver.*step \d+ \(t=\d+.*epsilon"):
+    with pytest.raises(GuidanceDivergedError, match=r"AnnealedLangevinSolver.*step \d+ \(t=\d+.*epsilon"):
         solver(y, op)
