@@ -246,12 +246,20 @@ class DDPMTrainer:
             torch.cuda.set_device(d)
         return d
 
-    def lr_at(self, step: int) -> float:
-        """Learning rate at optimiser step ``step`` (0-based): linear warm-up then cosine decay."""
+    def lr_at(self, step: int, elapsed_s: float | None = None) -> float:
+        """Learning rate at optimiser step ``step`` (0-based): linear warm-up then cosine decay.
+
+        With ``max_time_s`` set, the decay follows whichever budget is closer to exhaustion: the fraction of
+        ``max_steps`` done or the fraction of ``max_time_s`` elapsed, so a run stopped by time still ends at the
+        minimum learning rate.
+        """
         if step < self.warmup_steps:
             return self.lr * (step + 1) / self.warmup_steps
         span = max(1, self.max_steps - self.warmup_steps)
-        frac = min(1.0, (step - self.warmup_steps) / span)
+        frac = (step - self.warmup_steps) / span
+        if self.max_time_s is not None and elapsed_s is not None:
+            frac = max(frac, elapsed_s / self.max_time_s)
+        frac = min(1.0, frac)
         return self.lr * (self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     @property
@@ -410,8 +418,9 @@ class DDPMTrainer:
                 t = torch.randint(0, T, (x0.shape[0],), device=device)
                 a = abar[t].view(-1, 1, 1, 1)
                 xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+                lr = self.lr_at(step, time.time() - t_start)
                 for g in self.optimizer.param_groups:
-                    g["lr"] = self.lr_at(step)
+                    g["lr"] = lr
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                     pred = model(xt, t)
                 loss = torch.mean((pred.float() - noise) ** 2)
@@ -435,7 +444,7 @@ class DDPMTrainer:
                 n_run += 1
                 bar.update(1)
                 if self.log_every and step % self.log_every == 0:
-                    self._log({"kind": "train", "step": step, "loss": running / n_run, "lr": self.lr_at(step - 1),
+                    self._log({"kind": "train", "step": step, "loss": running / n_run, "lr": lr,
                                "grad_norm": None if gnorm is None else float(gnorm), "elapsed_s": time.time() - t_start})
                     bar.set_postfix(loss=f"{running / n_run:.4f}")
                     running, n_run = 0.0, 0

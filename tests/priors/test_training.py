@@ -123,6 +123,9 @@ def test_lr_schedule_and_ema_math(tmp_path):
     assert tr.lr_at(0) == pytest.approx(1e-4) and tr.lr_at(9) == pytest.approx(1e-3)
     assert tr.lr_at(60) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
     assert tr.lr_at(110) == pytest.approx(1e-4)
+    tr.max_time_s = 100.0  # time budget half spent at step 10 -> the cosine is already half way
+    assert tr.lr_at(10, elapsed_s=50.0) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert tr.lr_at(10, elapsed_s=0.0) == pytest.approx(1e-3)
 
     net = nn.Linear(2, 1)
     ema = EMA(net, decay=0.9)
