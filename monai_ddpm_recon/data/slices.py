@@ -85,7 +85,7 @@ def load_mni152() -> np.ndarray:
 
 
 def axial_slice(volume: np.ndarray, z: int) -> np.ndarray:
-    """Axial slice ``z`` of a RAS volume displayed radiologically upright: ``(Y, X)`` with anterior at the top."""
+    """Axial slice ``z`` of a RAS volume as ``(Y, X)``: anterior at the top, the subject's left on the left."""
     return np.ascontiguousarray(np.rot90(volume[:, :, z]))
 
 

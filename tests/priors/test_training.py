@@ -72,6 +72,16 @@ def test_train_json_tiny_run_completes_and_resumes(tmp_path):
     assert prior.image_size == (16, 16)
     assert torch.load(out / "last.pt", weights_only=False)["step"] == 4
 
+    from monai_ddpm_recon.training.publish import publish
+
+    bundle = tmp_path / "bundle"
+    published = publish(str(out), str(bundle))
+    shipped = DDPMPrior.from_checkpoint(bundle / "models" / "model.pt", metadata_path=bundle / "models" / "model_metadata.json")
+    assert published["sha256"] == meta["sha256"] and shipped.num_parameters() == prior.num_parameters()
+    assert (bundle / "docs" / "prior_samples_64.png").is_file() and (bundle / "models" / "training_log.jsonl").is_file()
+    with pytest.raises(FileExistsError):
+        publish(str(out), str(bundle))
+
     ov["data_dir"] = str(tmp_path / "data")  # reuse the same prepared data
     _run_bundle(max_steps=6, **ov)
     log = _log(out)

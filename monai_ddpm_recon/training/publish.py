@@ -1,0 +1,68 @@
+"""Copy a finished training run into the bundle: model, metadata (with sha256), training log, sample grid.
+
+Usage::
+
+    python -m monai_ddpm_recon.training.publish --run-dir bundles/ddpm_recon/runs/demo64 \\
+        --bundle-dir bundles/ddpm_recon --split bundles/ddpm_recon/runs/data/split.json
+
+The checkpoint file is copied byte for byte (its sha256 is re-checked against the run's metadata), so the
+published ``models/model_metadata.json`` describes exactly the shipped ``models/model.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+
+from ..priors.ddpm import DDPMPrior, sha256_file
+
+
+def publish(run_dir: str, bundle_dir: str, split: str | None = None, overwrite: bool = False) -> dict:
+    src_model = os.path.join(run_dir, "model.pt")
+    src_meta = os.path.join(run_dir, "model_metadata.json")
+    with open(src_meta) as f:
+        meta = json.load(f)
+    DDPMPrior.from_checkpoint(src_model, expected_sha256=meta["sha256"])  # loads and checks before copying
+    models, docs = os.path.join(bundle_dir, "models"), os.path.join(bundle_dir, "docs")
+    os.makedirs(models, exist_ok=True)
+    os.makedirs(docs, exist_ok=True)
+    dst_model = os.path.join(models, "model.pt")
+    if os.path.exists(dst_model) and not overwrite:
+        raise FileExistsError(f"{dst_model} exists; pass --overwrite to replace it.")
+    shutil.copyfile(src_model, dst_model)
+    if sha256_file(dst_model) != meta["sha256"]:
+        raise RuntimeError("copy of model.pt changed its sha256")
+    with open(os.path.join(run_dir, "log.jsonl")) as f:
+        log = [json.loads(line) for line in f]
+    samples = [r["path"] for r in log if r.get("kind") == "samples"]
+    grid_name = "prior_samples_64.png"
+    if samples:
+        shutil.copyfile(os.path.join(run_dir, os.path.basename(samples[-1])), os.path.join(docs, grid_name))
+    meta["checkpoint"] = "model.pt"
+    meta["sample_grid"] = f"docs/{grid_name}" if samples else None
+    meta["training_log"] = "models/training_log.jsonl"
+    if split:
+        with open(split) as f:
+            meta["split"] = json.load(f)
+    with open(os.path.join(models, "model_metadata.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    shutil.copyfile(os.path.join(run_dir, "log.jsonl"), os.path.join(models, "training_log.jsonl"))
+    return meta
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--bundle-dir", required=True)
+    p.add_argument("--split", default=None, help="split.json written by monai_ddpm_recon.data.prepare")
+    p.add_argument("--overwrite", action="store_true")
+    a = p.parse_args(argv)
+    meta = publish(a.run_dir, a.bundle_dir, a.split, a.overwrite)
+    print(f"published {a.bundle_dir}/models/model.pt sha256={meta['sha256']}")
+    return meta
+
+
+if __name__ == "__main__":
+    main()
