@@ -10,13 +10,18 @@ def default_solver_kwargs(
     guidance_scale: float | None = None,
     tv_lambda: float | None = None,
 ) -> dict:
-    """Per-solver constructor arguments; ``None`` leaves a solver's own default."""
+    """Per-solver constructor arguments; ``None`` leaves a solver's own default.
+
+    ``num_steps`` sets the reverse steps (= network evaluations) of loss guidance, frequency replacement and SBIM, and
+    the number of noise levels of annealed Langevin (which then makes ``steps_per_level`` evaluations per level).
+    """
     kwargs: dict[SolverName, dict] = {name: {} for name in SolverName}
     if num_steps is not None:
         for name in (SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT, SolverName.SBIM):
             kwargs[name]["num_steps"] = int(num_steps)
+        kwargs[SolverName.LANGEVIN]["num_levels"] = int(num_steps)
     if guidance_scale is not None:
-        kwargs[SolverName.LOSS_GUIDANCE]["guidance_scale"] = float(guidance_scale)
+        kwargs[SolverName.LOSS_GUIDANCE]["guidance"] = float(guidance_scale)
     if tv_lambda is not None:
         kwargs[SolverName.TV]["lam"] = float(tv_lambda)
     return {k.value: v for k, v in kwargs.items() if v}
