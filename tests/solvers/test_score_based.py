@@ -288,3 +288,12 @@ def test_diverging_iterate_names_step(prior):
                                     data_gradient="likelihood", phase_mode="none", progress=False)
     with pytest.raises(GuidanceDivergedError, match=r"AnnealedLangevinSolver.*step \d+ \(t=\d+.*epsilon"):
         solver(y, op)
+
+
+def test_solver_protocol_and_registry(prior):
+    from monai_ddpm_recon.solvers.base import Solver
+    from monai_ddpm_recon.workflows.registry import build_solver
+
+    for name in ("langevin", "sbim"):
+        solver = build_solver(name, prior, num_samples=2, seed=0, progress=False)
+        assert isinstance(solver, Solver)
