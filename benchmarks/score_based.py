@@ -64,7 +64,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data-gradient", default="annealed", choices=["annealed", "likelihood", "normalized"])
     p.add_argument("--loss-guidance", type=float, default=None,
                    help="LossGuidanceSolver's g (default: the mean number of sampled k-space locations, ΣM)")
-    p.add_argument("--methods", nargs="+", default=["zero_filled", "langevin", "sbim", "sbim_corrector", "loss_guidance"])
+    p.add_argument("--methods", nargs="+", default=["zero_filled", "langevin", "sbim", "sbim_corrector", "loss_guidance"],
+                   help="also: sbim_slides (SBIM + corrector with the slides' literal predictor factor)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -146,6 +147,10 @@ def build_methods(args, prior) -> dict:
             steps = max(2, (nfe - 1) // (1 + m_c) + 1)
             methods[name] = (SBIMSolver(prior, num_steps=steps, corrector_steps=m_c, **common),
                              f"{steps} levels, corrector M={m_c}")
+        elif name == "sbim_slides":  # the slides' literal predictor factor σ_t/sqrt(1+σ_t²), with corrector
+            steps = max(2, (nfe - 1) // (1 + m_c) + 1)
+            methods[name] = (SBIMSolver(prior, num_steps=steps, corrector_steps=m_c, predictor="slides", **common),
+                             f"{steps} levels, corrector M={m_c}, slides' factor")
         elif name == "loss_guidance":
             try:
                 from monai_ddpm_recon.solvers.loss_guidance import LossGuidanceSolver
