@@ -32,7 +32,7 @@ from .baselines import (
 
 #: Defaults chosen from benchmarks/cs_baselines.py (Colin27 axial slice, 8 birdcage coils, R=4 random columns):
 #: λ tuned on a log grid by PSNR; iterations where the PSNR curve has flattened (see benchmarks/results/).
-TV_DEFAULT_LAMBDA = 3e-3
+TV_DEFAULT_LAMBDA = 1e-3
 TV_DEFAULT_ITERS = 200
 TV_DEFAULT_STEP_RATIO = 1000.0
 L1_DEFAULT_LAMBDA = 1e-3

@@ -16,25 +16,18 @@ DEFAULT_LAMBDA_GRID = tuple(float(v) for v in np.logspace(-4, -1, 7))
 
 
 def psnr(target: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-    """PSNR per batch item in the fastMRI convention (``fastmri.evaluate.psnr``): on magnitudes, ``data_range =
-    max |target|`` of the item, ``10 log10(range² / MSE)``.
-
+    """PSNR (dB) per batch item in the fastMRI convention: on magnitudes, ``data_range = max |target|`` of the item,
+    ``10 log10(range² / MSE)`` — :func:`monai_ddpm_recon.metrics.psnr` with ``per_item=True``.
 
     Args:
-        target, image: ``(B, 1, H, W)`` (or ``(H, W)``), complex or real; only magnitudes are compared.
+        target, image: ``(B, 1, H, W)`` or ``(H, W)``, complex or real.
 
     Returns:
-        float64 tensor ``(B,)`` (a 0-d tensor for 2D input).
+        float64 tensor ``(B,)`` (``(1,)`` for 2D input).
     """
-    if target.shape != image.shape:
-        raise ValueError(f"image has shape {tuple(image.shape)} but target has shape {tuple(target.shape)}.")
-    t = target.abs().to(torch.float64)
-    x = image.abs().to(torch.float64).to(t.device)
-    if t.ndim == 2:
-        return psnr(target[None, None], image[None, None])[0]
-    mse = ((t - x) ** 2).flatten(1).mean(dim=1)
-    rng = t.flatten(1).amax(dim=1)
-    return 10 * torch.log10(rng**2 / mse)
+    from ..metrics import psnr as metric_psnr
+
+    return metric_psnr(target, image, per_item=True)
 
 
 @dataclass
