@@ -418,7 +418,8 @@ class DDPMTrainer:
                 t = torch.randint(0, T, (x0.shape[0],), device=device)
                 a = abar[t].view(-1, 1, 1, 1)
                 xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-                lr = self.lr_at(step, time.time() - t_start)
+                now = self._synced_elapsed(t_start, device)
+                lr = self.lr_at(step, now)
                 for g in self.optimizer.param_groups:
                     g["lr"] = lr
                 with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
@@ -454,7 +455,7 @@ class DDPMTrainer:
                     self.sample_grid(step)
                 if self.checkpoint_every and step % self.checkpoint_every == 0:
                     self._save(step, time.time() - t_start)
-                if self.max_time_s is not None and time.time() - t_start >= self.max_time_s:
+                if self.max_time_s is not None and now >= self.max_time_s:
                     stopped_on_time = True
                     break
         bar.close()
@@ -474,6 +475,17 @@ class DDPMTrainer:
             dist.barrier()
             dist.destroy_process_group()
         return summary
+
+    def _synced_elapsed(self, t_start: float, device: torch.device) -> float:
+        """Training wall time; under DDP the maximum over ranks, so every rank uses the same lr and stops together."""
+        elapsed = time.time() - t_start
+        if self.distributed and self.max_time_s is not None:
+            import torch.distributed as dist
+
+            buf = torch.tensor([elapsed], dtype=torch.float64, device=device)
+            dist.all_reduce(buf, op=dist.ReduceOp.MAX)
+            elapsed = float(buf)
+        return elapsed
 
     def _export(self, step: int, elapsed: float, val: dict, device: torch.device) -> dict:
         if not self.export_path:

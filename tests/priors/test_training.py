@@ -185,7 +185,7 @@ def test_multi_gpu_config_two_processes_gloo(tmp_path):
         "--config_file", f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']",
         "--data_dir", str(data), "--image_size", "16", "--channels", "[8,8]", "--output_dir", str(out),
         "--max_steps", "3", "--batch_size", "2", "--checkpoint_every", "2", "--val_every", "0",
-        "--sample_every", "0", "--num_samples", "2", "--ddim_steps", "2", "--num_threads", "1",
+        "--sample_every", "0", "--num_samples", "2", "--ddim_steps", "2", "--num_threads", "1", "--max_time_s", "600",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
