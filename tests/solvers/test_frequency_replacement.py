@@ -112,7 +112,8 @@ def test_coil_rules():
 def test_full_sampling_with_final_data_consistency_returns_ground_truth(coils):
     p = make_problem(coils=coils, full=True)
     out = FrequencyReplacementSolver(p.prior, num_steps=5, final_data_consistency=True, phase_mode="none")(p.kspace, p.operator)
-    torch.testing.assert_close(out, p.image, atol=1e-10, rtol=1e-10)
+    tol = 1e-10 if coils == 1 else 1e-6  # birdcage maps: Σ|S|² = 1 to float32 precision
+    torch.testing.assert_close(out, p.image, atol=tol, rtol=tol)
 
 
 def test_filter_schedule():
