@@ -172,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
         f"Colin27 axial slice (MNI z=+18 mm), smooth phase, {a.coils} birdcage coils, complex k-space noise "
         f"σ = {a.noise:g}·max|x|, 1D random column "
         "masks (8% centre). Single slice, one CPU thread (`OMP_NUM_THREADS=1`). "
-        f"Command: `OMP_NUM_THREADS=1 python benchmarks/cs_baselines.py {' '.join(argv or sys.argv[1:])}`.",
+        f"Command: `OMP_NUM_THREADS=1 python benchmarks/cs_baselines.py {' '.join(argv or sys.argv[1:])}`.".rstrip(),
+        "",
+        f"Iterations: TV {tv_iters} (PDHG), ℓ1-wavelet {l1_iters} (FISTA), SENSE 30 (CG, μ = 0: no regularisation, so it "
+        "amplifies noise at high R). Wall times are single runs on a 2-core machine shared with other jobs "
+        "(expect ±30%); the overhead ratio interleaves the two calls to cancel load drift.",
         "",
     ]
 

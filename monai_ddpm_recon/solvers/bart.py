@@ -96,8 +96,9 @@ class BartPicsSolver:
         rho: ADMM penalty ``pics -u`` (``None``: BART's default 0.5).
         warm_start: start ADMM from BART's own near-least-squares solution (``pics -l2 -r 1e-6``, passed with
             ``-W``). On the benchmark slice (128², 8 coils, R=4, 100 iterations) BART v0.8's ADMM started from zero
-            stalled at 25–26 dB for every λ (its inner CG drops to one iteration per ADMM step), while warm start
-            with ``ρ = 0.05`` reached 32 dB.
+            stalled at 25–26 dB for every λ (its inner CG drops to one iteration per ADMM step, and asking for
+            more than 100 iterations changed nothing), while warm start with ``ρ = 0.05`` reached 32 dB
+            (sigpy TV: 33.6 dB) on noise-free data.
         extra_args: extra ``pics`` arguments.
 
     Call: ``solver(kspace (B, C, H, W) complex, operator) -> (B, 1, H, W)`` with the dtype of ``kspace``.
