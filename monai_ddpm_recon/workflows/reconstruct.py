@@ -169,7 +169,8 @@ class ReconstructionWorkflow:
                         {
                             "case": case.name,
                             "solver": name.value,
-                            "acceleration": round(case.acceleration, 2),
+                            "R": self.spec.acceleration,
+                            "R_effective": round(case.acceleration, 2),
                             "coils": case.num_coils,
                             "psnr": float(psnr(target, mag)),
                             "ssim": float(ssim(target, mag)),
@@ -213,14 +214,15 @@ class ReconstructionWorkflow:
 
 
 def summarise(rows: Sequence[dict]) -> list[dict]:
-    """Mean ± std of PSNR/SSIM/NMSE and mean NFE and seconds per (solver, acceleration, coils)."""
+    """Mean ± std of PSNR/SSIM/NMSE, mean effective acceleration, NFE and seconds per (solver, R, coils)."""
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["solver"], r["acceleration"], r["coils"]), []).append(r)
+        groups.setdefault((r["solver"], r["R"], r["coils"]), []).append(r)
     out = []
     digits = {"psnr": 2, "ssim": 3, "nmse": 4}
     for (solver, acc, coils), rs in groups.items():
-        row = {"solver": solver, "acceleration": acc, "coils": coils, "slices": len(rs)}
+        row = {"solver": solver, "R": acc, "R_effective": float(np.mean([r["R_effective"] for r in rs])),
+               "coils": coils, "slices": len(rs)}
         for key, d in digits.items():
             v = np.array([r[key] for r in rs])
             row[key] = f"{v.mean():.{d}f} ± {v.std():.{d}f}"
