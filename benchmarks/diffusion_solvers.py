@@ -66,7 +66,8 @@ ALL_METHODS = DEFAULT_METHODS + ["lg_tweedie", "lg_ddpm", "fr_kspace", "fr_filte
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--prior", choices=["ddpm", "gaussian"], default="ddpm")
+    p.add_argument("--prior", choices=["ddpm", "gaussian", "untrained"], default="ddpm",
+                   help="untrained: a randomly initialised DDPMPrior UNet on the held-out slices (timing only)")
     p.add_argument("--checkpoint", default=str(BUNDLE / "models" / "model.pt"))
     p.add_argument("--data", default=None, help="held-out slices .npy (default: the first .npy in bundles/ddpm_recon/data/)")
     p.add_argument("--slices", type=int, default=8, help="number of held-out slices (spread over the slab)")
@@ -246,6 +247,11 @@ def main(argv=None) -> dict:
         from monai_ddpm_recon.priors.gaussian import GaussianPrior
 
         prior = GaussianPrior((args.image_size, args.image_size), std=0.3)
+    elif args.prior == "untrained":
+        from monai_ddpm_recon.priors.ddpm import DDPMPrior
+
+        size = int(np.load(data_file(args), mmap_mode="r").shape[-1])
+        prior = DDPMPrior(image_size=size, device=device).eval()
     else:
         from monai_ddpm_recon.workflows.reconstruct import load_prior
 
@@ -259,6 +265,7 @@ def main(argv=None) -> dict:
     if not args.overwrite and (md_path.exists() or csv_path.exists()):
         raise FileExistsError(f"{md_path} or {csv_path} exists; pass --overwrite or --tag.")
 
+    forward_time(prior, min(args.batch_size, args.slices) * args.num_samples, device, repeats=2)  # warm-up
     rows, sweep_rows, phase_rows, timing = [], [], [], []
     for coils in args.coils:
         for accel in args.accelerations:
@@ -291,7 +298,7 @@ def main(argv=None) -> dict:
                 res = safe_evaluate(solver, cases, args, device, f"sweep C={coils} R={accel:g} g={g:g}")
                 sweep_rows.append({"coils": coils, "R": accel, "g": g, **res})
                 print(f"  sweep g={g:8.1f} PSNR {res['psnr']:6.2f}", flush=True)
-            if args.phase_check and args.prior == "ddpm":
+            if args.phase_check and args.prior != "gaussian":
                 solver, _ = make_solver("lg", args, prior, guidance)
                 with_phase = next(r for r in rows[::-1] if r["method"] == "lg" and r["coils"] == coils and r["R"] == accel) \
                     if "lg" in args.methods else safe_evaluate(solver, cases, args, device, "phase")
@@ -322,7 +329,8 @@ def write(rows, sweep_rows, phase_rows, timing, args, md_path, csv_path, prior, 
         for r in sweep_rows:
             w.writerow({"table": "sweep", "method": "lg", **r})
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    src = args.checkpoint if args.prior == "ddpm" else "analytic Gaussian prior (exact ε)"
+    src = {"ddpm": args.checkpoint, "gaussian": "analytic Gaussian prior (exact ε)",
+           "untrained": "UNTRAINED DDPMPrior (random weights; timings only, quality meaningless)"}[args.prior]
     L = [
         "# Diffusion solvers: loss guidance and frequency replacement",
         "",

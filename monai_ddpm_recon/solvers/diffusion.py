@@ -295,6 +295,10 @@ class DiffusionSolver:
         """Solver parameters for error messages."""
         return ""
 
+    def _extra_info(self) -> dict:
+        """Solver-specific entries of ``info.extra``."""
+        return {}
+
     # --- call ------------------------------------------------------------------------------------------------
     def __call__(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
         """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex."""
@@ -322,6 +326,8 @@ class DiffusionSolver:
                 self.prior, ops, x_init, condition, self.stepper(), needs_grad=self.needs_grad and condition is not None,
                 generator=generator, progress=self.progress, desc=type(self).__name__,
             )
+        except GuidanceDivergedError:
+            raise
         except NonFiniteIterateError as err:
             raise GuidanceDivergedError(
                 f"{type(self).__name__}: {err} ({self._describe()}); lower the guidance factor / step size."
@@ -348,6 +354,7 @@ class DiffusionSolver:
                 "num_samples": K,
                 "schedule_length": len(ops),
                 "grad_nfe": nfe if (self.needs_grad and condition is not None) else 0,
+                **self._extra_info(),
             },
         )
         return mean

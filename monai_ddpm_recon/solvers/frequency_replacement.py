@@ -142,18 +142,21 @@ class FrequencyReplacementSolver(DiffusionSolver):
         mapping: PriorMapping,
         t: int,
         generator: torch.Generator | None,
+        offset_kspace: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The measured k-space forward-noised to time ``t`` (``t = -1``: the data themselves), ``(N, C, H, W)``."""
+        """The measured k-space forward-noised to time ``t`` (``t = -1``: the data themselves), ``(N, C, H, W)``.
+
+        ``offset_kspace`` is ``A c`` with ``c = image(0)`` of the mapping (computed when not given)."""
         if t < 0:
             return kspace
         like = torch.zeros(1, dtype=kspace.real.dtype, device=kspace.device)
         a = _abar(self.prior, t, like).reshape(())
         shape = (kspace.shape[0], self.prior.channels, *self.prior.image_size)
-        zero = torch.zeros(shape, dtype=kspace.real.dtype, device=kspace.device)
-        offset = mapping.to_image(zero, dtype=kspace.dtype)  # c = image(0)
+        if offset_kspace is None:
+            offset_kspace = operator.forward(self._offset(kspace, mapping))
         if self.noise_space == NoiseSpace.IMAGE:
             eps = torch.randn(shape, generator=generator, dtype=kspace.real.dtype).to(kspace.device)
-            noise = operator.forward(mapping.to_image(eps, dtype=kspace.dtype) - offset)
+            noise = operator.forward(mapping.to_image(eps, dtype=kspace.dtype)) - offset_kspace
         else:
             # |L|: the physical magnitude of one prior unit (s/2 for magnitude priors, s for real/imag priors)
             gain = mapping.scale.to(kspace.real.dtype) * (0.5 if self.prior.channels == 1 else 1.0)
@@ -161,7 +164,11 @@ class FrequencyReplacementSolver(DiffusionSolver):
             parts = torch.randn((2, shape[0], 1, *self.prior.image_size), generator=generator, dtype=kspace.real.dtype)
             n = torch.complex(parts[0], parts[1]).to(kspace.device) * std
             noise = operator.forward(ifft2c(n))
-        return a.sqrt() * kspace + (1 - a.sqrt()) * operator.forward(offset) + (1 - a).sqrt() * noise
+        return a.sqrt() * kspace + (1 - a.sqrt()) * offset_kspace + (1 - a).sqrt() * noise
+
+    def _offset(self, kspace: torch.Tensor, mapping: PriorMapping) -> torch.Tensor:
+        shape = (kspace.shape[0], self.prior.channels, *self.prior.image_size)
+        return mapping.to_image(torch.zeros(shape, dtype=kspace.real.dtype, device=kspace.device), dtype=kspace.dtype)
 
     def correction(self, operator: LinearOperator, residual: torch.Tensor) -> torch.Tensor:
         """Image-domain correction for a k-space residual by the coil rule."""
@@ -171,14 +178,18 @@ class FrequencyReplacementSolver(DiffusionSolver):
 
     def _make_condition(self, kspace, operator, mapping, generator) -> ConditionFn:
         T = self.prior.num_train_timesteps
+        offset_kspace = operator.forward(self._offset(kspace, mapping))
+        lowpass = {}
 
         def rule(ctx: StepContext) -> torch.Tensor:
             image = mapping.to_image(ctx.x_prev, dtype=kspace.dtype)
-            target = self.noised_kspace(kspace, operator, mapping, ctx.t_prev, generator)
+            target = self.noised_kspace(kspace, operator, mapping, ctx.t_prev, generator, offset_kspace)
             residual = target - operator.forward(image)
             if self.filter_sigma is not None:
-                sigma = filter_sigma_schedule(ctx.t_prev, T, *self.filter_sigma)
-                residual = residual * gaussian_lowpass(self.prior.image_size, sigma, residual.real.dtype).to(residual.device)
+                if ctx.t_prev not in lowpass:
+                    sigma = filter_sigma_schedule(ctx.t_prev, T, *self.filter_sigma)
+                    lowpass[ctx.t_prev] = gaussian_lowpass(self.prior.image_size, sigma, residual.real.dtype).to(residual.device)
+                residual = residual * lowpass[ctx.t_prev]
             return mapping.to_prior(image + self.correction(operator, residual)).to(ctx.x_prev.dtype)
 
         return rule

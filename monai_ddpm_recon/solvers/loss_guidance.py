@@ -20,11 +20,13 @@ The first two cost no backward pass through the network.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from ..operators.base import LinearOperator
 from ..utils.enums import StrEnum
-from .diffusion import DiffusionSolver, Resampling, sampled_count
+from .diffusion import DiffusionSolver, GuidanceDivergedError, Resampling, sampled_count
 from .mapping import PhaseMode, PriorMapping
 from .sampling import ConditionFn, StepContext
 
@@ -50,6 +52,17 @@ def data_loss(
     residual = (operator.forward(mapping.to_image(x, dtype=kspace.dtype)) - kspace) / mapping.scale.to(kspace.real.dtype)
     per_item = (residual.abs() ** 2).sum(dim=(1, 2, 3), keepdim=True) / coverage.to(residual.real.dtype)
     return per_item.sum()
+
+
+#: |x| (prior units, where data live in [-1, 1]) beyond which a guided iterate is declared diverged.
+RUNAWAY_BOUND = 1e4
+
+
+def stability_limit(coverage: torch.Tensor, channels: int) -> float:
+    """Largest stable ``g`` for a gradient step on the iterate: ``4·ΣM`` (1 channel: image = s/2·(x+1)·φ) or ``ΣM``
+    (2 channels: image = s·(x_re + i x_im)), for operators with ``‖AᴴA‖ ≤ 1`` (binary masks, ``Σ|S|² = 1``).
+    The smallest over the batch."""
+    return float(coverage.min()) * (4.0 if channels == 1 else 1.0)
 
 
 class LossGuidanceSolver(DiffusionSolver):
@@ -105,10 +118,22 @@ class LossGuidanceSolver(DiffusionSolver):
     def _describe(self) -> str:
         return f"g={self.guidance:g}, gradient={self.gradient.value}"
 
+    def _extra_info(self) -> dict:
+        return {"guidance": self.guidance, "guidance_stability_limit": getattr(self, "_limit", None)}
+
     def _make_condition(self, kspace, operator, mapping, generator) -> ConditionFn:
         coverage = sampled_count(operator).to(kspace.device)
         g = self.guidance
         gradient = self.gradient
+        limit = stability_limit(coverage, self.prior.channels)
+        self._limit = limit
+        if g >= limit:
+            warnings.warn(
+                f"guidance g={g:g} is at or above the stability limit {limit:g} (4·ΣM for magnitude priors, ΣM for "
+                "real/imaginary priors, ΣM = sampled k-space locations): the guided iterate will likely diverge.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
 
         def rule(ctx: StepContext) -> torch.Tensor:
             if gradient == GuidanceGradient.TWEEDIE:
@@ -119,7 +144,14 @@ class LossGuidanceSolver(DiffusionSolver):
                 with torch.enable_grad():
                     leaf = at.detach().requires_grad_(True)
                     (grad,) = torch.autograd.grad(data_loss(leaf, kspace, operator, mapping, coverage), leaf)
-            return ctx.x_prev - g * grad.detach()
+            x_new = ctx.x_prev - g * grad.detach()
+            if not bool((x_new.abs() <= RUNAWAY_BOUND).all()):  # also catches NaN/Inf
+                raise GuidanceDivergedError(
+                    f"LossGuidanceSolver diverged at step {ctx.index} (t={ctx.t} -> {ctx.t_prev}) with g={g:g}: the "
+                    f"iterate left the prior's [-1, 1] range by more than {RUNAWAY_BOUND:g} (stability limit for a "
+                    f"gradient step: g < {limit:g}); lower g."
+                )
+            return x_new
 
         return rule
 

@@ -77,7 +77,14 @@ def test_bad_guidance_and_options():
 
 def test_divergence_raises_with_step_and_g():
     p = make_problem()
-    p_kspace = p.kspace.to(torch.complex64)
     solver = LossGuidanceSolver(p.prior, guidance=1e30, num_steps=20, phase_mode="none")
-    with pytest.raises(GuidanceDivergedError, match=r"step \d+.*g=1e\+30"):
-        solver(p_kspace, p.operator)
+    with pytest.warns(RuntimeWarning, match="stability limit"), pytest.raises(GuidanceDivergedError, match=r"step \d+.*g=1e\+30"):
+        solver(p.kspace.to(torch.complex64), p.operator)
+    # just above the stability limit 4·ΣM the iterate runs away without reaching Inf: still an error, not garbage
+    limit = 4 * float(sampled_count(p.operator).min())
+    solver = LossGuidanceSolver(p.prior, guidance=1.5 * limit, num_steps=50, phase_mode="none", clip_x0=False)
+    with pytest.warns(RuntimeWarning), pytest.raises(GuidanceDivergedError, match="stability limit"):
+        solver(p.kspace, p.operator)
+    ok = LossGuidanceSolver(p.prior, guidance=0.5 * limit, num_steps=20, phase_mode="none")
+    ok(p.kspace, p.operator)
+    assert ok.info.extra["guidance_stability_limit"] == pytest.approx(limit)
