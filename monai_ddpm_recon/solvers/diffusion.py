@@ -19,7 +19,6 @@ Subclasses implement only :meth:`DiffusionSolver._make_condition` (the condition
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 
 import torch
 
