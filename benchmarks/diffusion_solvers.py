@@ -85,6 +85,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="guidance factors of the sweep (default: H·W × 1/32, 1/16, 1/8, 1/4, 1/2); empty list: no sweep")
     p.add_argument("--long-jump", type=int, default=None, help="j of lg_long (default num_steps // 10)")
     p.add_argument("--long-resamplings", type=int, default=3, help="r of lg_long (passes of the reverse process)")
+    p.add_argument("--scale-percentile", type=float, default=99.5,
+                   help="percentile of |zero-filled| mapped to the prior's +1 (see DiffusionSolver)")
     p.add_argument("--num-samples", type=int, default=1, help="posterior samples K averaged per slice")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=ALL_METHODS)
     p.add_argument("--tv-grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2])
@@ -151,7 +153,8 @@ def stack(cases, device):
 # solvers
 # ---------------------------------------------------------------------------------------------------------------
 def diffusion_kwargs(args) -> dict:
-    kw = dict(num_steps=args.num_steps, eta=args.eta, num_samples=args.num_samples, seed=args.seed)
+    kw = dict(num_steps=args.num_steps, eta=args.eta, num_samples=args.num_samples, seed=args.seed,
+              scale_percentile=args.scale_percentile)
     if args.prior == "gaussian":
         kw.update(phase_mode="none", clip_x0=False)
     return kw

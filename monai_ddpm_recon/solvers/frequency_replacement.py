@@ -117,6 +117,7 @@ class FrequencyReplacementSolver(DiffusionSolver):
         clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,
+        scale_percentile: float = 99.5,
     ) -> None:
         self.noise_space = NoiseSpace.parse(noise_space, "noise_space")
         self.coil_rule = CoilRule.parse(coil_rule, "coil_rule")
@@ -129,7 +130,7 @@ class FrequencyReplacementSolver(DiffusionSolver):
         self.filter_sigma = filter_sigma
         super().__init__(
             prior, num_steps, eta, resampling, jump_length, resamplings, num_samples, phase_mode,
-            final_data_consistency, clip_x0, seed, progress,
+            final_data_consistency, clip_x0, seed, progress, scale_percentile,
         )
 
     def _describe(self) -> str:

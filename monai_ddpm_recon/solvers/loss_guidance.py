@@ -13,6 +13,9 @@ Where the gradient is taken (:class:`GuidanceGradient`):
 
 - ``x_t`` (seed 000's form): ``∇_{x_t} L(x_t)``, the loss evaluated on the iterate before the prior step;
 - ``x_prev``: ``∇ L`` at the prior's proposal ``x_{t-1}`` (a gradient step "after the prior step");
+- ``x0``: a gradient step on the Tweedie estimate x̂0 (no back-propagation through the network) carried into the
+  DDIM update, ``x_{t-1} ← x_{t-1} − g sqrt(ᾱ_{t-1}) ∇L(x̂0)``: the data pull the clean-image estimate, and the noisy
+  iterate only by its signal fraction (the other modes pull a noisy iterate towards noise-free data);
 - ``tweedie`` (DPS-like, Chung et al., 2023): ``∇_{x_t} L(x̂0(x_t))`` back-propagated through the network.
 
 The first two cost no backward pass through the network.
@@ -28,7 +31,7 @@ from ..operators.base import LinearOperator
 from ..utils.enums import StrEnum
 from .diffusion import DiffusionSolver, GuidanceDivergedError, Resampling, sampled_count
 from .mapping import PhaseMode, PriorMapping
-from .sampling import ConditionFn, StepContext
+from .sampling import ConditionFn, StepContext, _abar
 
 
 class GuidanceGradient(StrEnum):
@@ -36,6 +39,7 @@ class GuidanceGradient(StrEnum):
 
     X_T = "x_t"
     X_PREV = "x_prev"
+    X0 = "x0"
     TWEEDIE = "tweedie"
 
 
@@ -74,7 +78,7 @@ class LossGuidanceSolver(DiffusionSolver):
             move the iterate, which reproduces unconditional sampling exactly). Per step; with the mask-coverage
             scaling a step ``g`` moves the sampled frequencies of a single-coil iterate by the fraction ``g / (2ΣM)``
             of their residual, so ``g`` must stay below ``4ΣM`` (stable) and ``g ≈ 2ΣM`` is one-step consistency.
-        gradient: :class:`GuidanceGradient` (``x_t``, ``x_prev`` or ``tweedie``).
+        gradient: :class:`GuidanceGradient` (``x0`` (default), ``x_t`` (seed 000), ``x_prev`` or ``tweedie``).
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
 
     Raises:
@@ -86,7 +90,7 @@ class LossGuidanceSolver(DiffusionSolver):
         self,
         prior,
         guidance: float = 1000.0,
-        gradient: GuidanceGradient | str = GuidanceGradient.X_PREV,
+        gradient: GuidanceGradient | str = GuidanceGradient.X0,
         num_steps: int | None = 100,
         eta: float = 1.0,
         resampling: Resampling | str = Resampling.NONE,
@@ -98,6 +102,7 @@ class LossGuidanceSolver(DiffusionSolver):
         clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,
+        scale_percentile: float = 99.5,
     ) -> None:
         try:
             g = float(guidance)
@@ -112,7 +117,7 @@ class LossGuidanceSolver(DiffusionSolver):
         self.needs_grad = self.gradient == GuidanceGradient.TWEEDIE
         super().__init__(
             prior, num_steps, eta, resampling, jump_length, resamplings, num_samples, phase_mode,
-            final_data_consistency, clip_x0, seed, progress,
+            final_data_consistency, clip_x0, seed, progress, scale_percentile,
         )
 
     def _describe(self) -> str:
@@ -125,6 +130,7 @@ class LossGuidanceSolver(DiffusionSolver):
         coverage = sampled_count(operator).to(kspace.device)
         g = self.guidance
         gradient = self.gradient
+        clip = self.clip_x0
         limit = stability_limit(coverage, self.prior.channels)
         self._limit = limit
         if g >= limit:
@@ -140,10 +146,15 @@ class LossGuidanceSolver(DiffusionSolver):
                 loss = data_loss(ctx.x0, kspace, operator, mapping, coverage)
                 (grad,) = torch.autograd.grad(loss, ctx.x_t)
             else:
-                at = ctx.x_t if gradient == GuidanceGradient.X_T else ctx.x_prev
+                if gradient == GuidanceGradient.X0:
+                    at = ctx.x0.detach().clamp(-1, 1) if clip else ctx.x0.detach()
+                else:
+                    at = ctx.x_t if gradient == GuidanceGradient.X_T else ctx.x_prev
                 with torch.enable_grad():
                     leaf = at.detach().requires_grad_(True)
                     (grad,) = torch.autograd.grad(data_loss(leaf, kspace, operator, mapping, coverage), leaf)
+                if gradient == GuidanceGradient.X0:
+                    grad = grad * _abar(self.prior, ctx.t_prev, grad).sqrt()
             x_new = ctx.x_prev - g * grad.detach()
             if not bool((x_new.abs() <= RUNAWAY_BOUND).all()):  # also catches NaN/Inf
                 raise GuidanceDivergedError(

@@ -82,7 +82,8 @@ def test_divergence_raises_with_step_and_g():
         solver(p.kspace.to(torch.complex64), p.operator)
     # just above the stability limit 4·ΣM the iterate runs away without reaching Inf: still an error, not garbage
     limit = 4 * float(sampled_count(p.operator).min())
-    solver = LossGuidanceSolver(p.prior, guidance=1.5 * limit, num_steps=50, phase_mode="none", clip_x0=False)
+    solver = LossGuidanceSolver(p.prior, guidance=1.5 * limit, gradient="x_prev", num_steps=50, phase_mode="none",
+                                clip_x0=False)
     with pytest.warns(RuntimeWarning), pytest.raises(GuidanceDivergedError, match="stability limit"):
         solver(p.kspace, p.operator)
     ok = LossGuidanceSolver(p.prior, guidance=0.5 * limit, num_steps=20, phase_mode="none")
