@@ -59,7 +59,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--nfe", type=int, default=100, help="network evaluations per method (approximately equal)")
     p.add_argument("--langevin-steps", type=int, default=3, help="M of annealed Langevin (L = nfe // M levels)")
     p.add_argument("--corrector-steps", type=int, default=2, help="M of SBIM's Langevin corrector")
-    p.add_argument("--epsilon", type=float, default=5e-5)
+    p.add_argument("--epsilon", type=float, default=1e-4)
     p.add_argument("--sigma-y", type=float, default=0.01, help="k-space noise std in normalised units")
     p.add_argument("--data-gradient", default="annealed", choices=["annealed", "likelihood", "normalized"])
     p.add_argument("--loss-guidance", type=float, default=None,
