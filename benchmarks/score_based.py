@@ -6,7 +6,7 @@ network evaluations — at accelerations R = 4, 8, 12. Metrics: PSNR / SSIM of t
 (``monai_ddpm_recon.metrics``), NFE and wall time per slice.
 
 Data:
-  * ``--prior ddpm`` (default): the bundle's held-out slices (``bundles/ddpm_recon/data/heldout.npy``, or the training
+  * ``--prior ddpm`` (default): the bundle's held-out slices (``bundles/ddpm_recon/data/colin27_heldout_axial_64.npy``, or the training
     run's copy under ``bundles/ddpm_recon/runs/data/``) simulated with birdcage coils and a smooth phase by the bundle's
     case pipeline (:func:`monai_ddpm_recon.workflows.cases.load_cases`), reconstructed with the shipped prior
     ``bundles/ddpm_recon/models/model.pt``.
@@ -44,7 +44,7 @@ from monai_ddpm_recon.solvers.score_based import AnnealedLangevinSolver, SBIMSol
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
 BUNDLE = ROOT / "bundles" / "ddpm_recon"
-DATA_CANDIDATES = [BUNDLE / "data" / "heldout.npy", BUNDLE / "runs" / "data" / "heldout.npy"]
+DATA_CANDIDATES = [BUNDLE / "data" / "colin27_heldout_axial_64.npy", BUNDLE / "runs" / "data" / "heldout.npy"]
 
 
 def parse_args(argv=None) -> argparse.Namespace:

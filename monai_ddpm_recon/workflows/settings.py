@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from .registry import SolverName
 
+SCORE_EVALS_PER_LEVEL = 3
+
 
 def default_solver_kwargs(
     num_steps: int | None = None,
@@ -12,14 +14,21 @@ def default_solver_kwargs(
 ) -> dict:
     """Per-solver constructor arguments; ``None`` leaves a solver's own default.
 
-    ``num_steps`` sets the reverse steps (= network evaluations) of loss guidance, frequency replacement and SBIM, and
-    the number of noise levels of annealed Langevin (which then makes ``steps_per_level`` evaluations per level).
+    ``num_steps`` is the budget of network evaluations (NFE) every diffusion solver gets, so they compare at equal
+    cost: the DDIM steps of loss guidance and frequency replacement; ``num_steps // 3`` noise levels × 3 Langevin
+    steps for annealed Langevin; ``num_steps // 3`` levels × (1 predictor + 2 corrector steps) for SBIM (without
+    corrector, SBIM lost 7 dB at R = 4 in ``benchmarks/results/score_based_demo_step700.md``).
     """
     kwargs: dict[SolverName, dict] = {name: {} for name in SolverName}
     if num_steps is not None:
-        for name in (SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT, SolverName.SBIM):
-            kwargs[name]["num_steps"] = int(num_steps)
-        kwargs[SolverName.LANGEVIN]["num_levels"] = int(num_steps)
+        num_steps = int(num_steps)
+        if num_steps < 1:
+            raise ValueError(f"num_steps must be a positive integer (network evaluations), got {num_steps}.")
+        for name in (SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT):
+            kwargs[name]["num_steps"] = num_steps
+        per_level = SCORE_EVALS_PER_LEVEL
+        kwargs[SolverName.LANGEVIN].update(num_levels=max(1, num_steps // per_level), steps_per_level=per_level)
+        kwargs[SolverName.SBIM].update(num_steps=max(2, num_steps // per_level), corrector_steps=per_level - 1)
     if guidance_scale is not None:
         kwargs[SolverName.LOSS_GUIDANCE]["guidance"] = float(guidance_scale)
     if tv_lambda is not None:
