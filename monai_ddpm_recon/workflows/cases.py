@@ -58,6 +58,18 @@ def _suffix(path: str | os.PathLike) -> str:
     return next((s for s in SUFFIXES if name.endswith(s)), Path(name).suffix)
 
 
+def _as_bool(name: str, value) -> bool:
+    """Booleans from configs and command lines (``true``/``false`` arrive as strings from ``monai.bundle run``)."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
 @dataclass
 class CaseSpec:
     """What to load and how to undersample it. Validated on construction, before any work starts.
@@ -98,6 +110,7 @@ class CaseSpec:
                 raise FileNotFoundError(f"input file {f!r} does not exist.")
             if _suffix(f) not in SUFFIXES:
                 raise ValueError(f"input file {f!r} has an unsupported type; expected one of {', '.join(SUFFIXES)}.")
+        self.smooth_phase = _as_bool("smooth_phase", self.smooth_phase)
         if not float(self.acceleration) > 1:
             raise ValueError(f"acceleration must be > 1, got {self.acceleration!r}.")
         if int(self.image_size) < 8:

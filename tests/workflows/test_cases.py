@@ -99,3 +99,16 @@ def test_spec_rejects_unknown_file_type(tmp_path):
 def test_out_of_range_slice(example_npy):
     with pytest.raises(ValueError, match="out of range"):
         load_cases(CaseSpec(example_data=str(example_npy), image_size=32, slices=[5]))
+
+
+def test_smooth_phase_accepts_command_line_strings(tmp_path):
+    import numpy as np
+
+    from monai_ddpm_recon.workflows.cases import CaseSpec
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.ones((1, 16, 16), np.float32))
+    assert CaseSpec(example_data=str(data), smooth_phase="false").smooth_phase is False
+    assert CaseSpec(example_data=str(data), smooth_phase="True").smooth_phase is True
+    with pytest.raises(ValueError, match="smooth_phase"):
+        CaseSpec(example_data=str(data), smooth_phase="maybe")
