@@ -58,22 +58,45 @@ def save_panel(
 
 
 def save_psnr_vs_acceleration(
-    results: Mapping[str, Sequence[tuple[float, float, float]]], path: str | os.PathLike, title: str | None = None
+    results: Mapping[str, Sequence[tuple[float, float, float]]] | Mapping[str, Mapping[str, Sequence[tuple[float, float, float]]]],
+    path: str | os.PathLike,
+    title: str | None = None,
 ) -> None:
-    """Plot PSNR (mean ± std) vs acceleration per solver. ``results[solver] = [(R, mean, std), ...]``."""
+    """Plot PSNR (mean ± std) vs acceleration per solver.
+
+    Args:
+        results: ``{solver: [(R, mean, std), ...]}`` for one panel, or ``{panel title: {solver: [...]}}`` for one
+            panel per group (e.g. per coil setting); a solver keeps its colour and marker across panels.
+        path: PNG path (written atomically).
+        title: figure title.
+    """
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3.6))
-    for name, pts in results.items():
-        pts = sorted(pts)
-        r, m, s = (np.array(v) for v in zip(*pts))
-        ax.errorbar(r, m, yerr=s, marker="o", capsize=3, label=name)
-    ax.set_xlabel("acceleration R")
-    ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    nested = bool(results) and all(isinstance(v, Mapping) for v in results.values())
+    panels = dict(results) if nested else {"": results}
+    names = list(dict.fromkeys(n for curves in panels.values() for n in curves))
+    cmap = plt.get_cmap("tab10")
+    markers = "osD^vP*X<>"
+    style = {n: dict(color=cmap(i % 10), marker=markers[i % len(markers)], linestyle="-" if i < 10 else "--")
+             for i, n in enumerate(names)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels) + 1.8, 3.6), sharey=True, squeeze=False)
+    for ax, (panel, curves) in zip(axes[0], panels.items()):
+        for name, pts in curves.items():
+            r, m, s = (np.array(v) for v in zip(*sorted(pts)))
+            ax.errorbar(r, m, yerr=s, capsize=3, label=name, markersize=4, **style[name])
+        ax.set_xlabel("acceleration R")
+        ax.grid(alpha=0.3)
+        if panel:
+            ax.set_title(panel, fontsize=9)
+    axes[0][0].set_ylabel("PSNR (dB)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    seen = dict(zip(labels, handles))
+    for ax in axes[0][1:]:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen.keys()), loc="center right", fontsize=7, frameon=False)
     if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1 - 1.6 / fig.get_figwidth(), 1))
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)

@@ -128,7 +128,7 @@ class BenchmarkWorkflow:
     def run(self) -> list[dict]:
         prior = load_prior(self.prior_checkpoint, self.device) if any(needs_prior(s) for s in self.solvers) else None
         rows: list[dict] = []
-        curves: dict[str, list[tuple[float, float, float]]] = {}
+        curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
         for coils in self.coil_settings:
             for acc in self.accelerations:
                 spec = replace(self.spec, acceleration=acc, num_coils=coils)
@@ -158,7 +158,8 @@ class BenchmarkWorkflow:
                     }
                     rows.append(row)
                     logger.info("%s", row)
-                    curves.setdefault(f"{name.value} ({coils} coil{'s' if coils > 1 else ''})", []).append(
+                    panel_title = f"{coils} coil{'s' if coils > 1 else ''}"
+                    curves.setdefault(panel_title, {}).setdefault(name.value, []).append(
                         (acc, row["psnr_mean"], row["psnr_std"])
                     )
                     panel[name.value] = res["preds"][0]
