@@ -78,7 +78,8 @@ class CaseSpec:
         input_files: ``.nii``/``.nii.gz`` magnitude volumes, fastMRI ``.h5`` files (fully sampled k-space) or ``.npy``
             magnitude slices ``(N, [1,] H, W)``; empty: use ``example_data``.
         example_data: the shipped held-out slices (``.npy``).
-        slices: slice indices to use from every input (``None``: all for ``.npy``, the middle slice for volumes).
+        slices: slice indices to use from every input (``None`` or ``'auto'``: all for ``.npy``, the middle slice for
+            volumes).
         image_size: side of the square images (must equal the prior's image size for diffusion solvers).
         num_coils: simulated coils for magnitude inputs (1 = single-coil).
         acceleration: nominal acceleration ``R > 1``.
@@ -119,6 +120,10 @@ class CaseSpec:
             raise ValueError(f"num_coils must be >= 1, got {self.num_coils!r}.")
         MaskType.parse(self.mask_type, "mask_type")
         check_positive("center_fraction", self.center_fraction)
+        if isinstance(self.slices, str):
+            if self.slices.strip().lower() not in ("auto", "none", "null"):
+                raise ValueError(f"slices must be a list of indices or 'auto', got {self.slices!r}.")
+            self.slices = None  # `monai.bundle run` drops None overrides, so the command line spells it 'auto'
         if self.slices is not None:
             self.slices = [int(s) for s in ([self.slices] if isinstance(self.slices, int) else self.slices)]
             if not self.slices:

@@ -112,3 +112,15 @@ def test_smooth_phase_accepts_command_line_strings(tmp_path):
     assert CaseSpec(example_data=str(data), smooth_phase="True").smooth_phase is True
     with pytest.raises(ValueError, match="smooth_phase"):
         CaseSpec(example_data=str(data), smooth_phase="maybe")
+
+
+def test_slices_auto_from_the_command_line(tmp_path):
+    import numpy as np
+
+    from monai_ddpm_recon.workflows.cases import CaseSpec
+
+    data = tmp_path / "x.npy"
+    np.save(data, np.ones((3, 16, 16), np.float32))
+    assert CaseSpec(example_data=str(data), slices="auto").slices is None
+    with pytest.raises(ValueError, match="slices"):
+        CaseSpec(example_data=str(data), slices="middle-ish")
