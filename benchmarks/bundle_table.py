@@ -56,13 +56,9 @@ def main(argv=None) -> None:
     print(compact_table(rows))
     if args.figure is not None:
         from monai_ddpm_recon.io import save_psnr_vs_acceleration
+        from monai_ddpm_recon.workflows.evaluate import psnr_curves
 
-        curves: dict[str, dict[str, list]] = {}
-        for r in sorted(rows, key=lambda r: -int(r["coils"])):
-            c = int(r["coils"])
-            curves.setdefault(f"{c} coil{'s' if c > 1 else ''}", {}).setdefault(r["solver"], []).append(
-                (float(r["R"]), float(r["psnr_mean"]), float(r["psnr_std"])))
-        save_psnr_vs_acceleration(curves, args.figure)
+        save_psnr_vs_acceleration(psnr_curves(sorted(rows, key=lambda r: -int(r["coils"]))), args.figure)
 
 
 if __name__ == "__main__":

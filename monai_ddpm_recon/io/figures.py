@@ -88,9 +88,8 @@ def save_psnr_vs_acceleration(
         if panel:
             ax.set_title(panel, fontsize=9)
     axes[0][0].set_ylabel("PSNR (dB)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    seen = dict(zip(labels, handles))
-    for ax in axes[0][1:]:
+    seen: dict[str, object] = {}  # one legend entry per solver, whichever panel it appears in
+    for ax in axes[0]:
         for h, lab in zip(*ax.get_legend_handles_labels()):
             seen.setdefault(lab, h)
     fig.legend(list(seen.values()), list(seen.keys()), loc="center right", fontsize=7, frameon=False)

@@ -278,14 +278,14 @@ class ZeroFilledd(MapTransform):
         super().__init__(keys, allow_missing_keys)
         _single_key(self)
         modes = [modes] if isinstance(modes, str) else list(modes)
-        self.modes = [ZeroFillMode.parse(m, "modes") for m in modes]
+        self.zero_filled = {mode: ZeroFilled(mode) for mode in (ZeroFillMode.parse(m, "modes") for m in modes)}
         self.maps_key, self.mask_key, self.rss_key, self.sense_key = maps_key, mask_key, rss_key, sense_key
 
     def __call__(self, data: Mapping) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            for mode in self.modes:
-                out = ZeroFilled(mode)(d[key], sens_maps=d.get(self.maps_key), mask=d.get(self.mask_key))
+            for mode, zero_filled in self.zero_filled.items():
+                out = zero_filled(d[key], sens_maps=d.get(self.maps_key), mask=d.get(self.mask_key))
                 d[self.rss_key if mode == ZeroFillMode.RSS else self.sense_key] = out
         return d
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -82,6 +82,18 @@ def run_evaluator(solver, cases: Sequence[Case], device: torch.device, batch_siz
     return {**details, "seconds": seconds, "nfe": int(np.mean(nfe)) if nfe else 0, "preds": preds}
 
 
+def psnr_curves(rows: Sequence[Mapping]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
+    """``{"8 coils": {solver: [(R, PSNR mean, PSNR std), ...]}}`` from benchmark rows (dicts or CSV rows), in row order."""
+    curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
+    for row in rows:
+        coils = int(row["coils"])
+        panel = curves.setdefault(f"{coils} coil{'s' if coils > 1 else ''}", {})
+        panel.setdefault(str(row["solver"]), []).append(
+            (float(row["R"]), float(row["psnr_mean"]), float(row["psnr_std"]))
+        )
+    return curves
+
+
 class BenchmarkWorkflow:
     """Every solver × acceleration × coil setting on the same slices → table, CSV, figures.
 
@@ -128,7 +140,6 @@ class BenchmarkWorkflow:
     def run(self) -> list[dict]:
         prior = load_prior(self.prior_checkpoint, self.device) if any(needs_prior(s) for s in self.solvers) else None
         rows: list[dict] = []
-        curves: dict[str, dict[str, list[tuple[float, float, float]]]] = {}
         for coils in self.coil_settings:
             for acc in self.accelerations:
                 spec = replace(self.spec, acceleration=acc, num_coils=coils)
@@ -158,10 +169,6 @@ class BenchmarkWorkflow:
                     }
                     rows.append(row)
                     logger.info("%s", row)
-                    panel_title = f"{coils} coil{'s' if coils > 1 else ''}"
-                    curves.setdefault(panel_title, {}).setdefault(name.value, []).append(
-                        (acc, row["psnr_mean"], row["psnr_std"])
-                    )
                     panel[name.value] = res["preds"][0]
                 save_panel(
                     np.abs(cases[0].target.numpy()), panel,
@@ -170,5 +177,5 @@ class BenchmarkWorkflow:
                 )
                 write_metrics_table(rows, self.output_dir / "benchmark.csv", self.output_dir / "benchmark.md",
                                     title="Benchmark (mean and std over slices)")
-        save_psnr_vs_acceleration(curves, self.output_dir / "psnr_vs_acceleration.png")
+        save_psnr_vs_acceleration(psnr_curves(rows), self.output_dir / "psnr_vs_acceleration.png")
         return rows
