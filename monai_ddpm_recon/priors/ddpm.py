@@ -241,7 +241,8 @@ class DDPMPrior(DiffusionPrior):
             metadata_path: json with a ``sha256`` field (e.g. the bundle's model metadata) used when
                 ``expected_sha256`` is None.
             network_kwargs: the configured network; raises if the checkpoint was trained with another one.
-            use_ema: prefer the EMA weights.
+            use_ema: prefer the EMA weights (True) or the raw ones (False); a checkpoint that stores only one
+                kind (e.g. the shipped EMA-only prior) gives that kind either way.
             device: where to put the network.
 
         Raises:
@@ -292,7 +293,8 @@ class DDPMPrior(DiffusionPrior):
             beta_start=sk.get("beta_start", 1e-4),
             beta_end=sk.get("beta_end", 2e-2),
         )
-        state = ckpt.get("ema_state_dict") if use_ema and "ema_state_dict" in ckpt else ckpt.get("state_dict")
+        order = ("ema_state_dict", "state_dict") if use_ema else ("state_dict", "ema_state_dict")
+        state = next((ckpt[k] for k in order if k in ckpt), None)
         if state is None:
             raise ValueError(f"{path} holds no weights (neither ema_state_dict nor state_dict).")
         try:

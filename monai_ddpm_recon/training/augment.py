@@ -1,4 +1,5 @@
-"""Training-time augmentation of ``[0, 1]`` magnitude slices: left-right flips, small rotations, intensity scaling."""
+"""Training-time augmentation of ``[0, 1]`` magnitude slices: left-right flips, small rotations, zoom, shifts,
+intensity scaling."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import torch.nn.functional as F
 
 
 class RandomSliceAugment:
-    """Random flip / rotation / intensity scaling of a ``(C, H, W)`` float image in ``[0, 1]``.
+    """Random flip / rotation / zoom / shift / intensity scaling of a ``(C, H, W)`` float image in ``[0, 1]``.
+
+    The geometric part is one affine resampling (bilinear, zero padding), so zoom and rotation cost a single
+    interpolation; with a tiny training set (a few brains) zoom and shift are what keep the network from
+    memorising slice positions.
 
     Intensity is scaled by ``s ~ U(intensity_range)`` with ``max(intensity_range) <= 1`` so the image stays in
     ``[0, 1]`` (the prior's convention puts the slice maximum at 1; mild down-scaling makes it tolerant of
@@ -19,6 +24,8 @@ class RandomSliceAugment:
         flip_prob: probability of a left-right flip.
         max_rotation_deg: rotation angle drawn from ``U(-max, max)`` degrees (bilinear, zero padding).
         intensity_range: ``(low, high)`` multiplicative scaling, ``0 < low <= high <= 1``.
+        zoom_range: ``(low, high)`` isotropic zoom factor drawn uniformly (``> 1`` enlarges the anatomy).
+        max_shift: translation drawn from ``U(-max, max)`` per axis, as a fraction of the image side.
         generator: optional ``torch.Generator`` for reproducibility.
     """
 
@@ -27,6 +34,8 @@ class RandomSliceAugment:
         flip_prob: float = 0.5,
         max_rotation_deg: float = 10.0,
         intensity_range: tuple[float, float] = (0.9, 1.0),
+        zoom_range: tuple[float, float] = (1.0, 1.0),
+        max_shift: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> None:
         lo, hi = float(intensity_range[0]), float(intensity_range[1])
@@ -34,6 +43,13 @@ class RandomSliceAugment:
             raise ValueError(f"intensity_range must satisfy 0 < low <= high <= 1, got {intensity_range!r}.")
         if not 0 <= flip_prob <= 1:
             raise ValueError(f"flip_prob must lie in [0, 1], got {flip_prob!r}.")
+        zlo, zhi = float(zoom_range[0]), float(zoom_range[1])
+        if not 0 < zlo <= zhi:
+            raise ValueError(f"zoom_range must satisfy 0 < low <= high, got {zoom_range!r}.")
+        if not 0 <= max_shift < 0.5:
+            raise ValueError(f"max_shift must lie in [0, 0.5), got {max_shift!r}.")
+        self.zoom_range = (zlo, zhi)
+        self.max_shift = float(max_shift)
         self.flip_prob = float(flip_prob)
         self.max_rotation = math.radians(float(max_rotation_deg))
         self.intensity_range = (lo, hi)
@@ -45,10 +61,14 @@ class RandomSliceAugment:
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
         if self._u() < self.flip_prob:
             img = img.flip(-1)
-        if self.max_rotation > 0:
-            a = (2 * self._u() - 1) * self.max_rotation
-            c, s = math.cos(a), math.sin(a)
-            theta = torch.tensor([[c, -s, 0.0], [s, c, 0.0]], dtype=img.dtype)[None]
+        a = (2 * self._u() - 1) * self.max_rotation if self.max_rotation > 0 else 0.0
+        zlo, zhi = self.zoom_range
+        zoom = zlo + (zhi - zlo) * self._u() if zhi > zlo else zlo
+        tx, ty = ((2 * self._u() - 1) * 2 * self.max_shift for _ in range(2)) if self.max_shift > 0 else (0.0, 0.0)
+        if a != 0 or zoom != 1 or tx != 0 or ty != 0:
+            # affine_grid maps output to input coordinates in [-1, 1]: dividing by the zoom enlarges the anatomy
+            c, s = math.cos(a) / zoom, math.sin(a) / zoom
+            theta = torch.tensor([[c, -s, tx], [s, c, ty]], dtype=img.dtype)[None]
             grid = F.affine_grid(theta, [1, *img.shape], align_corners=False)
             img = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
         lo, hi = self.intensity_range

@@ -7,6 +7,11 @@ Usage::
 
 The checkpoint file is copied byte for byte (its sha256 is re-checked against the run's metadata), so the
 published ``models/model_metadata.json`` describes exactly the shipped ``models/model.pt``.
+
+A run fine-tuned from an earlier prior (``init_checkpoint`` in train.json) keeps that prior's history: pass its
+metadata and log as ``--parent-metadata`` / ``--parent-log``; the parent's sha256 must equal the one the run
+recorded as its starting point. Its training record goes under ``training.initialised_from.training`` and its log
+is copied to ``models/training_log_parent.jsonl``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,19 @@ import shutil
 from ..priors.ddpm import DDPMPrior, sha256_file
 
 
-def publish(run_dir: str, bundle_dir: str, split: str | None = None, overwrite: bool = False) -> dict:
+def publish(
+    run_dir: str,
+    bundle_dir: str,
+    split: str | None = None,
+    overwrite: bool = False,
+    parent_metadata: str | None = None,
+    parent_log: str | None = None,
+) -> dict:
     src_model = os.path.join(run_dir, "model.pt")
     src_meta = os.path.join(run_dir, "model_metadata.json")
     with open(src_meta) as f:
         meta = json.load(f)
+    parent = _parent_record(meta, parent_metadata) if parent_metadata else None
     DDPMPrior.from_checkpoint(src_model, expected_sha256=meta["sha256"])  # loads and checks before copying
     models, docs = os.path.join(bundle_dir, "models"), os.path.join(bundle_dir, "docs")
     os.makedirs(models, exist_ok=True)
@@ -46,10 +59,29 @@ def publish(run_dir: str, bundle_dir: str, split: str | None = None, overwrite: 
     if split:
         with open(split) as f:
             meta["split"] = json.load(f)
+    if parent is not None:
+        meta["training"]["initialised_from"].update(parent)
+        if parent_log:
+            shutil.copyfile(parent_log, os.path.join(models, "training_log_parent.jsonl"))
+            meta["training"]["initialised_from"]["training_log"] = "models/training_log_parent.jsonl"
     with open(os.path.join(models, "model_metadata.json"), "w") as f:
         json.dump(meta, f, indent=1)
     shutil.copyfile(os.path.join(run_dir, "log.jsonl"), os.path.join(models, "training_log.jsonl"))
     return meta
+
+
+def _parent_record(meta: dict, parent_metadata: str) -> dict:
+    """The parent prior's data and training record, after checking it is the checkpoint the run started from."""
+    started = meta.get("training", {}).get("initialised_from")
+    if not started:
+        raise ValueError("--parent-metadata given, but the run was not initialised from a checkpoint (no init_checkpoint).")
+    with open(parent_metadata) as f:
+        parent = json.load(f)
+    if parent.get("sha256") != started["sha256"]:
+        raise ValueError(
+            f"{parent_metadata} describes sha256 {parent.get('sha256')}, but the run started from {started['sha256']}."
+        )
+    return {k: parent[k] for k in ("data", "num_train_slices", "augmentation", "training") if k in parent}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -58,8 +90,10 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--bundle-dir", required=True)
     p.add_argument("--split", default=None, help="split.json written by monai_ddpm_recon.data.prepare")
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--parent-metadata", default=None, help="metadata of the prior the run was fine-tuned from")
+    p.add_argument("--parent-log", default=None, help="training log of that prior")
     a = p.parse_args(argv)
-    meta = publish(a.run_dir, a.bundle_dir, a.split, a.overwrite)
+    meta = publish(a.run_dir, a.bundle_dir, a.split, a.overwrite, a.parent_metadata, a.parent_log)
     print(f"published {a.bundle_dir}/models/model.pt sha256={meta['sha256']}")
     return meta
 

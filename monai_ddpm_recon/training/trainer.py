@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ..priors.ddpm import DDPMPrior, normalise_network_kwargs
+from ..priors.ddpm import DDPMPrior, normalise_network_kwargs, sha256_file
 from .ema import EMA
 
 
@@ -142,6 +142,11 @@ class DDPMTrainer:
         export_metadata: json written next to the export with the sha256 and provenance.
         provenance: json-serialisable dict added to the export metadata (data, split, ...).
         resume: continue from ``output_dir/last.pt`` when it exists.
+        init_checkpoint: a prior checkpoint (:meth:`DDPMPrior.save_checkpoint`, e.g. the shipped
+            ``models/model.pt``) to start from: its raw weights initialise the network and its EMA weights the
+            EMA (either stands in for the other when only one is stored); optimiser and step start fresh. It must
+            match the configured network and image size. Ignored when resuming from ``last.pt``.
+        init_sha256: expected sha256 of ``init_checkpoint`` (checked before loading), or None.
         num_threads: ``torch.set_num_threads`` for CPU training (None leaves it).
     """
 
@@ -183,6 +188,8 @@ class DDPMTrainer:
         resume: bool = True,
         progress: bool = True,
         num_threads: int | None = None,
+        init_checkpoint: str | None = None,
+        init_sha256: str | None = None,
     ) -> None:
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps!r}.")
@@ -221,6 +228,9 @@ class DDPMTrainer:
         self.export_path, self.export_metadata, self.export_ema_only = export_path, export_metadata, bool(export_ema_only)
         self.provenance = provenance or {}
         self.resume, self.progress = bool(resume), bool(progress)
+        self.init_checkpoint, self.init_sha256 = (str(init_checkpoint) if init_checkpoint else None), init_sha256
+        if self.init_checkpoint is not None and not os.path.isfile(self.init_checkpoint):
+            raise FileNotFoundError(f"init_checkpoint not found: {self.init_checkpoint}.")
 
     # --- setup -------------------------------------------------------------------------------------------------
     def _setup_distributed(self) -> None:
@@ -314,6 +324,25 @@ class DDPMTrainer:
         torch.set_rng_state(state["rng_cpu"])
         return int(state["step"]), float(state.get("elapsed_s", 0.0))
 
+    def _init_from_checkpoint(self) -> None:
+        """Load ``init_checkpoint``'s weights into the network (raw) and the EMA (EMA weights)."""
+        kw = {k: v for k, v in self.prior.network_kwargs.items() if k not in ("in_channels", "out_channels", "spatial_dims")}
+        raw = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=False)
+        ema = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=True)
+        if tuple(raw.image_size) != tuple(self.prior.image_size) or raw.channels != self.prior.channels:
+            raise ValueError(
+                f"init_checkpoint {self.init_checkpoint} models {raw.channels}-channel {tuple(raw.image_size)} images, "
+                f"the configured prior {self.prior.channels}-channel {tuple(self.prior.image_size)}."
+            )
+        if raw.config()["schedule_kwargs"] != self.prior.config()["schedule_kwargs"]:
+            raise ValueError(
+                f"init_checkpoint {self.init_checkpoint} uses the noise schedule {raw.config()['schedule_kwargs']}, "
+                f"the configured prior {self.prior.config()['schedule_kwargs']}."
+            )
+        self.prior.network.load_state_dict(raw.network.state_dict())
+        self.ema.model.load_state_dict(ema.network.state_dict())
+        self.ema.num_updates = 10**9  # the loaded EMA is already warm: no decay warm-up that would discard it
+
     # --- validation --------------------------------------------------------------------------------------------
     def validate(self, step: int) -> dict:
         net = self.ema.model
@@ -373,6 +402,9 @@ class DDPMTrainer:
         step, elapsed = self._load()
         if step > 0:
             self._log({"kind": "resume", "step": step, "elapsed_s": elapsed})
+        elif self.init_checkpoint is not None:
+            self._init_from_checkpoint()
+            self._log({"kind": "init", "checkpoint": self.init_checkpoint, "sha256": sha256_file(self.init_checkpoint)})
         model: nn.Module = self.prior.network
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -512,6 +544,11 @@ class DDPMTrainer:
                 "val_timesteps": self.val_timesteps,
             },
         }
+        if self.init_checkpoint is not None:
+            provenance["training"]["initialised_from"] = {
+                "checkpoint": self.init_checkpoint,
+                "sha256": sha256_file(self.init_checkpoint),
+            }
         digest = self.prior.save_checkpoint(
             self.export_path,
             ema_state=self.ema.model.state_dict(),

@@ -108,3 +108,30 @@ def test_dataset_range_and_augmentation():
         assert x.shape == (1, 8, 8) and x.min() >= -1 and x.max() <= 1
     with pytest.raises(ValueError, match="intensity_range"):
         RandomSliceAugment(intensity_range=(0.9, 1.2))
+    with pytest.raises(ValueError, match="zoom_range"):
+        RandomSliceAugment(zoom_range=(1.1, 0.9))
+    with pytest.raises(ValueError, match="max_shift"):
+        RandomSliceAugment(max_shift=0.6)
+
+
+def _centre_of_mass(img: torch.Tensor) -> torch.Tensor:
+    h, w = img.shape[-2:]
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=img.dtype), torch.arange(w, dtype=img.dtype), indexing="ij")
+    m = img.sum()
+    return torch.stack([(img * yy).sum() / m, (img * xx).sum() / m])
+
+
+def test_augmentation_zoom_and_shift():
+    img = torch.zeros(1, 32, 32)
+    img[:, 12:20, 12:20] = 1.0  # centred 8x8 square
+    keep = dict(flip_prob=0.0, max_rotation_deg=0.0, intensity_range=(1.0, 1.0))
+    zoomed = RandomSliceAugment(zoom_range=(2.0, 2.0), **keep)(img)
+    # zoom 2 enlarges the square to ~16x16 about the centre: 4x the mass, centre kept
+    assert abs(float(zoomed.sum()) / float(img.sum()) - 4.0) < 0.2
+    torch.testing.assert_close(_centre_of_mass(zoomed), _centre_of_mass(img), atol=0.05, rtol=0)
+    g = torch.Generator().manual_seed(0)
+    shift = RandomSliceAugment(max_shift=0.2, generator=g, **keep)
+    moves = torch.stack([_centre_of_mass(shift(img)) - _centre_of_mass(img) for _ in range(20)])
+    assert moves.abs().max() <= 0.2 * 32 + 0.5  # never more than max_shift of the side
+    assert moves.abs().max() > 2.0  # and it does move
+    assert RandomSliceAugment(**keep)(img).equal(img)  # identity settings do not resample

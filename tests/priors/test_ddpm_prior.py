@@ -112,6 +112,13 @@ def test_save_load_round_trip_prefers_ema(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(loaded.eps(x, 300), prior.eps(x, 300))
 
+    # an EMA-only checkpoint (as shipped) gives its EMA weights whichever kind is preferred
+    ema_only = tmp_path / "ema_only.pt"
+    tiny_prior(schedule="cosine").save_checkpoint(ema_only, ema_state=ema, include_raw=False)
+    with torch.no_grad():
+        for use_ema in (True, False):
+            torch.testing.assert_close(DDPMPrior.from_checkpoint(ema_only, use_ema=use_ema).eps(x, 300), prior.eps(x, 300))
+
 
 def test_checksum_mismatch_and_missing_files_raise(tmp_path):
     prior = tiny_prior()

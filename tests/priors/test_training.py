@@ -108,6 +108,55 @@ def test_resume_with_another_network_raises(tmp_path):
     assert any("cannot resume" in m for m in chain), chain
 
 
+def test_init_checkpoint_starts_from_published_weights(tmp_path):
+    first = tmp_path / "first"
+    ov = _tiny_overrides(tmp_path, first)
+    _run_bundle(max_steps=3, **ov)
+    src = torch.load(first / "model.pt", weights_only=True)
+    sha = json.loads((first / "model_metadata.json").read_text())["sha256"]
+
+    # zero steps of fine-tuning would be a no-op, so inspect the trainer right after initialisation
+    prior = DDPMPrior(16, network_kwargs={"channels": [8, 8]})
+    ds = SliceDataset(np.load(tmp_path / "data" / "train.npy"), 16)
+    held = np.load(tmp_path / "data" / "heldout.npy")
+    trainer = DDPMTrainer(prior, ds, held, str(tmp_path / "ft0"), init_checkpoint=str(first / "model.pt"), init_sha256=sha)
+    trainer.ema = EMA(prior.network, 0.998)
+    trainer._init_from_checkpoint()
+    for k, v in src["state_dict"].items():
+        torch.testing.assert_close(prior.network.state_dict()[k], v)
+    for k, v in src["ema_state_dict"].items():
+        torch.testing.assert_close(trainer.ema.model.state_dict()[k], v)
+    assert any(not torch.equal(src["state_dict"][k], src["ema_state_dict"][k]) for k in src["state_dict"])
+
+    second = tmp_path / "second"
+    ov2 = dict(ov, output_dir=str(second), data_dir=str(tmp_path / "data"))
+    _run_bundle(max_steps=2, init_checkpoint=str(first / "model.pt"), init_sha256=sha, **ov2)
+    log = _log(second)
+    assert [r["kind"] for r in log][:2] == ["init", "start"] and all(r["kind"] != "resume" for r in log)
+    meta = json.loads((second / "model_metadata.json").read_text())
+    assert meta["training"]["initialised_from"]["sha256"] == sha and meta["training"]["steps"] == 2
+
+    from monai_ddpm_recon.training.publish import publish
+
+    bundle = tmp_path / "bundle"
+    with pytest.raises(ValueError, match="started from"):
+        publish(str(second), str(bundle), parent_metadata=str(second / "model_metadata.json"))
+    published = publish(str(second), str(bundle), parent_metadata=str(first / "model_metadata.json"), parent_log=str(first / "log.jsonl"))
+    parent = published["training"]["initialised_from"]
+    assert parent["sha256"] == sha and parent["training"]["steps"] == 3
+    assert (bundle / "models" / "training_log_parent.jsonl").read_text() == (first / "log.jsonl").read_text()
+    with pytest.raises(ValueError, match="not initialised from a checkpoint"):
+        publish(str(first), str(tmp_path / "bundle2"), parent_metadata=str(first / "model_metadata.json"))
+
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        DDPMTrainer(prior, ds, held, str(tmp_path / "ft1"), init_checkpoint=str(first / "model.pt"), init_sha256="0" * 64)._init_from_checkpoint()
+    other = DDPMPrior(16, network_kwargs={"channels": [8, 16]})
+    with pytest.raises(ValueError, match="does not match the configured network"):
+        DDPMTrainer(other, ds, held, str(tmp_path / "ft2"), init_checkpoint=str(first / "model.pt"))._init_from_checkpoint()
+    with pytest.raises(FileNotFoundError, match="init_checkpoint"):
+        DDPMTrainer(prior, ds, held, str(tmp_path / "ft3"), init_checkpoint=str(tmp_path / "missing.pt"))
+
+
 def test_trainer_rejects_bad_data(tmp_path):
     prior = DDPMPrior(16, network_kwargs={"channels": [8, 8]})
     ds = SliceDataset(np.random.rand(4, 1, 16, 16).astype(np.float32), 16)
