@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .augment import RandomSliceAugment
+from .augment import RandomSliceAugment, affine_resample
 from .datasets import SliceDataset, check_images, fastmri_rss_slices, load_prepared, nifti_slices, training_data
 from .ema import EMA
 from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid
@@ -12,6 +12,7 @@ __all__ = [
     "EMA",
     "RandomSliceAugment",
     "SliceDataset",
+    "affine_resample",
     "check_images",
     "ddim_sample",
     "eps_mse",

@@ -9,6 +9,23 @@ import torch
 import torch.nn.functional as F
 
 
+def affine_resample(
+    img: torch.Tensor, angle: float = 0.0, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> torch.Tensor:
+    """Rotate (radians), zoom (``> 1`` enlarges the anatomy) and shift a ``(C, H, W)`` image in one bilinear resampling.
+
+    ``shift`` is ``(x, y)`` as a fraction of the image side (positive moves the content left / up); outside the
+    image is zero. The identity returns ``img`` itself, without resampling.
+    """
+    if angle == 0 and zoom == 1 and shift[0] == 0 and shift[1] == 0:
+        return img
+    # affine_grid maps output to input coordinates in [-1, 1] (the side spans 2): dividing by the zoom enlarges
+    c, s = math.cos(angle) / zoom, math.sin(angle) / zoom
+    theta = torch.tensor([[c, -s, 2 * shift[0]], [s, c, 2 * shift[1]]], dtype=img.dtype)[None]
+    grid = F.affine_grid(theta, [1, *img.shape], align_corners=False)
+    return F.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+
+
 class RandomSliceAugment:
     """Random flip / rotation / zoom / shift / intensity scaling of a ``(C, H, W)`` float image in ``[0, 1]``.
 
@@ -64,13 +81,8 @@ class RandomSliceAugment:
         a = (2 * self._u() - 1) * self.max_rotation if self.max_rotation > 0 else 0.0
         zlo, zhi = self.zoom_range
         zoom = zlo + (zhi - zlo) * self._u() if zhi > zlo else zlo
-        tx, ty = ((2 * self._u() - 1) * 2 * self.max_shift for _ in range(2)) if self.max_shift > 0 else (0.0, 0.0)
-        if a != 0 or zoom != 1 or tx != 0 or ty != 0:
-            # affine_grid maps output to input coordinates in [-1, 1]: dividing by the zoom enlarges the anatomy
-            c, s = math.cos(a) / zoom, math.sin(a) / zoom
-            theta = torch.tensor([[c, -s, tx], [s, c, ty]], dtype=img.dtype)[None]
-            grid = F.affine_grid(theta, [1, *img.shape], align_corners=False)
-            img = F.grid_sample(img[None], grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        shift = tuple((2 * self._u() - 1) * self.max_shift for _ in range(2)) if self.max_shift > 0 else (0.0, 0.0)
+        img = affine_resample(img, a, zoom, shift)
         lo, hi = self.intensity_range
         img = img * (lo + (hi - lo) * self._u())
         return img.clamp(0, 1)
