@@ -239,6 +239,7 @@ class DDPMTrainer:
         self.provenance = provenance or {}
         self.resume, self.progress = bool(resume), bool(progress)
         self.init_checkpoint, self.init_sha256 = (str(init_checkpoint) if init_checkpoint else None), init_sha256
+        self.init_digest: str | None = None  # sha256 of init_checkpoint, set once it has been loaded
         if self.init_checkpoint is not None and not os.path.isfile(self.init_checkpoint):
             raise FileNotFoundError(f"init_checkpoint not found: {self.init_checkpoint}.")
 
@@ -338,7 +339,7 @@ class DDPMTrainer:
         """Load ``init_checkpoint``'s weights into the network (raw) and the EMA (EMA weights)."""
         kw = {k: v for k, v in self.prior.network_kwargs.items() if k not in ("in_channels", "out_channels", "spatial_dims")}
         raw = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=False)
-        ema = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=True)
+        ema = DDPMPrior.from_checkpoint(self.init_checkpoint, None, network_kwargs=kw, use_ema=True)  # same file, checked
         if tuple(raw.image_size) != tuple(self.prior.image_size) or raw.channels != self.prior.channels:
             raise ValueError(
                 f"init_checkpoint {self.init_checkpoint} models {raw.channels}-channel {tuple(raw.image_size)} images, "
@@ -352,6 +353,7 @@ class DDPMTrainer:
         self.prior.network.load_state_dict(raw.network.state_dict())
         self.ema.model.load_state_dict(ema.network.state_dict())
         self.ema.num_updates = 10**9  # the loaded EMA is already warm: no decay warm-up that would discard it
+        self.init_digest = sha256_file(self.init_checkpoint)
 
     # --- validation --------------------------------------------------------------------------------------------
     def validate(self, step: int) -> dict:
@@ -414,7 +416,7 @@ class DDPMTrainer:
             self._log({"kind": "resume", "step": step, "elapsed_s": elapsed})
         elif self.init_checkpoint is not None:
             self._init_from_checkpoint()
-            self._log({"kind": "init", "checkpoint": self.init_checkpoint, "sha256": sha256_file(self.init_checkpoint)})
+            self._log({"kind": "init", "checkpoint": self.init_checkpoint, "sha256": self.init_digest})
         model: nn.Module = self.prior.network
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -554,11 +556,9 @@ class DDPMTrainer:
                 "val_timesteps": self.val_timesteps,
             },
         }
-        if self.init_checkpoint is not None:
-            provenance["training"]["initialised_from"] = {
-                "checkpoint": self.init_checkpoint,
-                "sha256": sha256_file(self.init_checkpoint),
-            }
+        if self.init_checkpoint is not None:  # also for a run resumed from last.pt, which did not re-initialise
+            digest = self.init_digest or sha256_file(self.init_checkpoint)
+            provenance["training"]["initialised_from"] = {"checkpoint": self.init_checkpoint, "sha256": digest}
         digest = self.prior.save_checkpoint(
             self.export_path,
             ema_state=self.ema.model.state_dict(),
