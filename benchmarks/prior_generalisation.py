@@ -32,7 +32,7 @@ import torch
 
 from monai_ddpm_recon.priors import DDPMPrior
 from monai_ddpm_recon.priors.ddpm import sha256_file
-from monai_ddpm_recon.training import eps_mse
+from monai_ddpm_recon.training import eps_mse, train_eval_indices
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -45,9 +45,9 @@ def training_subsets(split: dict, num_train: int, num_eval: int = 16, neighbours
     lo = held["z_start"] - split["excluded_gap"] - neighbours
     hi = held["z_stop"] + split["excluded_gap"] + neighbours
     colin_z = split["train"]["colin27"]["z"]  # Colin27 slices come first in train.npy
-    n = min(num_eval, num_train)
+    trainer_subset = train_eval_indices(num_train, num_eval)
     return {
-        f"train (trainer's {n})": [int(i * num_train / n) for i in range(n)],
+        f"train (trainer's {len(trainer_subset)})": trainer_subset,
         "train (all)": list(range(num_train)),
         f"train (slab neighbours, ±{neighbours})": [i for i, z in enumerate(colin_z) if lo <= z < hi],
     }

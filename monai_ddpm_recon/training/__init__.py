@@ -5,7 +5,7 @@ from __future__ import annotations
 from .augment import RandomSliceAugment, affine_resample
 from .datasets import SliceDataset, check_images, fastmri_rss_slices, load_prepared, nifti_slices, training_data
 from .ema import EMA
-from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid
+from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid, train_eval_indices
 
 __all__ = [
     "DDPMTrainer",
@@ -20,5 +20,6 @@ __all__ = [
     "load_prepared",
     "nifti_slices",
     "save_grid",
+    "train_eval_indices",
     "training_data",
 ]

@@ -68,6 +68,12 @@ def eps_mse(
     return out
 
 
+def train_eval_indices(num_train: int, num_eval: int) -> list[int]:
+    """The training-set indices the trainer's validation scores: ``min(num_eval, num_train)`` evenly spread ones."""
+    n = min(int(num_eval), int(num_train))
+    return [int(i * num_train / n) for i in range(n)]
+
+
 @torch.no_grad()
 def ddim_sample(
     network: nn.Module,
@@ -359,7 +365,9 @@ class DDPMTrainer:
     def validate(self, step: int) -> dict:
         net = self.ema.model
         held = eps_mse(net, self.prior, self.heldout, self.val_timesteps, self.val_seed)
-        train_imgs = torch.stack([self._train_eval_item(i) for i in range(min(self.num_train_eval, len(self.train_dataset)))])
+        train_imgs = torch.stack(
+            [self._train_item(j) for j in train_eval_indices(len(self.train_dataset), self.num_train_eval)]
+        )
         train = eps_mse(net, self.prior, train_imgs, self.val_timesteps, self.val_seed)
         rec = {
             "kind": "val",
@@ -373,10 +381,8 @@ class DDPMTrainer:
         self._log(rec)
         return rec
 
-    def _train_eval_item(self, i: int) -> torch.Tensor:
-        """Training image ``i`` without augmentation (evenly spread over the dataset)."""
-        n = len(self.train_dataset)
-        j = int(i * n / max(1, min(self.num_train_eval, n)))
+    def _train_item(self, j: int) -> torch.Tensor:
+        """Training image ``j`` without augmentation."""
         ds = self.train_dataset
         aug = getattr(ds, "augment", None)
         try:

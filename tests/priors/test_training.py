@@ -284,3 +284,11 @@ def test_ddim_sample_eta_changes_the_path_not_the_start():
     x_T = torch.randn((4, 1, 16, 16), generator=g)
     ratio = det / x_T
     assert float(ratio.std()) < 1e-4 * float(ratio.abs().mean())
+
+
+def test_train_eval_indices_spread_over_the_dataset():
+    from monai_ddpm_recon.training import train_eval_indices
+
+    idx = train_eval_indices(222, 16)
+    assert len(idx) == 16 and idx[0] == 0 and idx == sorted(set(idx)) and idx[-1] >= 222 - 222 // 16
+    assert train_eval_indices(5, 16) == [0, 1, 2, 3, 4] and train_eval_indices(0, 16) == []
