@@ -290,5 +290,5 @@ def test_train_eval_indices_spread_over_the_dataset():
     from monai_ddpm_recon.training import train_eval_indices
 
     idx = train_eval_indices(222, 16)
-    assert len(idx) == 16 and idx[0] == 0 and idx == sorted(set(idx)) and idx[-1] >= 222 - 222 // 16
+    assert len(idx) == 16 and idx[0] == 0 and idx == sorted(set(idx)) and 222 - idx[-1] <= -(-222 // 16)  # evenly spread to the end
     assert train_eval_indices(5, 16) == [0, 1, 2, 3, 4] and train_eval_indices(0, 16) == []
