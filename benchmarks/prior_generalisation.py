@@ -33,10 +33,11 @@ import torch
 from monai_ddpm_recon.priors import DDPMPrior
 from monai_ddpm_recon.priors.ddpm import sha256_file
 from monai_ddpm_recon.training import eps_mse, train_eval_indices
+from monai_ddpm_recon.training.trainer import VAL_TIMESTEPS
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
-TIMESTEPS = (50, 250, 500, 750)
+TIMESTEPS = VAL_TIMESTEPS  # the trainer's validation timesteps, so its logged ratio and this table agree
 
 
 def training_subsets(split: dict, num_train: int, num_eval: int = 16, neighbours: int = 10) -> dict[str, list[int]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .augment import RandomSliceAugment, affine_resample
+from .augment import RandomSliceAugment, affine_resample, smooth_random_field
 from .datasets import SliceDataset, check_images, fastmri_rss_slices, load_prepared, nifti_slices, training_data
 from .ema import EMA
 from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid, train_eval_indices
@@ -13,6 +13,7 @@ __all__ = [
     "RandomSliceAugment",
     "SliceDataset",
     "affine_resample",
+    "smooth_random_field",
     "check_images",
     "ddim_sample",
     "eps_mse",

@@ -11,7 +11,9 @@ published ``models/model_metadata.json`` describes exactly the shipped ``models/
 A run fine-tuned from an earlier prior (``init_checkpoint`` in train.json) keeps that prior's history: pass its
 metadata and log as ``--parent-metadata`` / ``--parent-log``; the parent's sha256 must equal the one the run
 recorded as its starting point. Its training record goes under ``training.initialised_from.training`` and its log
-is copied to ``models/training_log_parent.jsonl``.
+is copied to ``models/training_log_<first 12 hex digits of its sha256>.jsonl``. When the parent was itself
+published from a fine-tuning run, the logs its metadata names for its own ancestors (paths relative to the parent's
+bundle) are copied the same way, so a bundle keeps the log of every stage of its prior.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def publish(
     with open(src_meta) as f:
         meta = json.load(f)
     parent = _parent_record(meta, parent_metadata) if parent_metadata else None
+    # read every log before writing: publishing into the parent's own bundle overwrites its training_log.jsonl
+    ancestor_logs = _ancestor_logs(parent, parent_metadata, parent_log) if parent is not None else {}
     DDPMPrior.from_checkpoint(src_model, expected_sha256=meta["sha256"])  # loads and checks before copying
     models, docs = os.path.join(bundle_dir, "models"), os.path.join(bundle_dir, "docs")
     os.makedirs(models, exist_ok=True)
@@ -61,9 +65,13 @@ def publish(
             meta["split"] = json.load(f)
     if parent is not None:
         meta["training"]["initialised_from"].update(parent)
-        if parent_log:
-            shutil.copyfile(parent_log, os.path.join(models, "training_log_parent.jsonl"))
-            meta["training"]["initialised_from"]["training_log"] = "models/training_log_parent.jsonl"
+        for record, text in ancestor_logs.values():
+            if record is parent:  # its keys were copied into the run's own initialised_from record
+                record = meta["training"]["initialised_from"]
+            name = f"models/training_log_{record['sha256'][:12]}.jsonl"
+            with open(os.path.join(bundle_dir, name), "w") as f:
+                f.write(text)
+            record["training_log"] = name
     with open(os.path.join(models, "model_metadata.json"), "w") as f:
         json.dump(meta, f, indent=1)
     shutil.copyfile(os.path.join(run_dir, "log.jsonl"), os.path.join(models, "training_log.jsonl"))
@@ -81,7 +89,32 @@ def _parent_record(meta: dict, parent_metadata: str) -> dict:
         raise ValueError(
             f"{parent_metadata} describes sha256 {parent.get('sha256')}, but the run started from {started['sha256']}."
         )
-    return {k: parent[k] for k in ("data", "num_train_slices", "augmentation", "training") if k in parent}
+    return {k: parent[k] for k in ("sha256", "data", "num_train_slices", "augmentation", "training") if k in parent}
+
+
+def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -> dict[str, tuple[dict, str]]:
+    """``{sha256: (record, log text)}`` for the parent (``parent_log``) and every ancestor its metadata names a log for.
+
+    ``record`` is the (copied) metadata dict of that stage whose ``training_log`` entry is rewritten on publishing.
+    """
+    logs = {}
+    if parent_log:
+        with open(parent_log) as f:
+            logs[parent["sha256"]] = (parent, f.read())
+    parent_bundle = os.path.dirname(os.path.dirname(os.path.abspath(parent_metadata)))
+    record = parent.get("training", {}).get("initialised_from")
+    while record:
+        if record.get("training_log"):
+            path = os.path.join(parent_bundle, record["training_log"])
+            if not os.path.isfile(path):
+                raise FileNotFoundError(
+                    f"{parent_metadata} names {record['training_log']} as the log of its ancestor "
+                    f"{record.get('sha256', '?')[:12]}, but {path} does not exist."
+                )
+            with open(path) as f:
+                logs[record["sha256"]] = (record, f.read())
+        record = record.get("training", {}).get("initialised_from")
+    return logs
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -24,6 +24,8 @@ from torch.utils.data import DataLoader, Dataset
 from ..priors.ddpm import DDPMPrior, normalise_network_kwargs, sha256_file
 from .ema import EMA
 
+VAL_TIMESTEPS = (50, 250, 500, 750)  # timesteps of the validation ε-MSE (low, mid and high noise)
+
 
 def _json_default(o):
     if isinstance(o, (np.integer, np.floating)):
@@ -184,7 +186,7 @@ class DDPMTrainer:
         val_every: int = 250,
         sample_every: int = 1000,
         log_every: int = 10,
-        val_timesteps: Sequence[int] = (50, 250, 500, 750),
+        val_timesteps: Sequence[int] = VAL_TIMESTEPS,
         val_seed: int = 1234,
         num_train_eval: int = 16,
         num_samples: int = 16,

@@ -135,3 +135,51 @@ def test_augmentation_zoom_and_shift():
     assert moves.abs().max() <= 0.2 * 32 + 0.5  # never more than max_shift of the side
     assert moves.abs().max() > 2.0  # and it does move
     assert RandomSliceAugment(**keep)(img).equal(img)  # identity settings do not resample
+
+
+def test_augmentation_elastic_and_bias_field():
+    img = torch.zeros(1, 32, 32)
+    img[:, 8:24, 8:24] = torch.linspace(0.2, 1.0, 16)  # a ramp inside a square
+    keep = dict(flip_prob=0.0, max_rotation_deg=0.0, intensity_range=(1.0, 1.0))
+    g = torch.Generator().manual_seed(0)
+    elastic = RandomSliceAugment(elastic_std=0.02, generator=g, **keep)
+    warped = [elastic(img) for _ in range(8)]
+    # a smooth displacement of ~0.6 px rms: the image changes, the centre of mass barely moves, values stay in [0, 1]
+    assert all(not w.equal(img) for w in warped)
+    assert all(float(w.min()) >= 0 and float(w.max()) <= 1 for w in warped)
+    com = torch.stack([_centre_of_mass(w) - _centre_of_mass(img) for w in warped])
+    assert com.abs().max() < 2.0
+    # the field is smooth: neighbouring displacements differ far less than the field itself
+    from monai_ddpm_recon.training import smooth_random_field
+
+    field = smooth_random_field((32, 32), 2, 1.0, 5, torch.Generator().manual_seed(1))
+    assert field.shape == (2, 32, 32)
+    assert float(field.diff(dim=-1).abs().mean()) < 0.2 * float(field.abs().mean())
+    # the bias field is multiplicative: zero stays zero, the maximum is renormalised to 1, the ratio is smooth
+    bias = RandomSliceAugment(bias_std=0.3, generator=torch.Generator().manual_seed(2), **keep)
+    b = bias(img)
+    assert float(b[img == 0].abs().max()) == 0.0
+    assert abs(float(b.max()) - 1.0) < 1e-6
+    ratio = b[:, 8:24, 8:24] / img[:, 8:24, 8:24]
+    assert float(ratio.max() / ratio.min()) > 1.05  # it shades the image
+    # slowly: the largest one-pixel step of the log shading is a small part of its whole range
+    log_ratio = ratio.log()
+    assert float(log_ratio.diff(dim=-1).abs().max()) < 0.25 * float(log_ratio.max() - log_ratio.min())
+    with pytest.raises(ValueError, match="elastic_std"):
+        RandomSliceAugment(elastic_std=0.5)
+    with pytest.raises(ValueError, match="bias_std"):
+        RandomSliceAugment(bias_std=-0.1)
+    with pytest.raises(ValueError, match="control_points"):
+        RandomSliceAugment(control_points=1)
+    with pytest.raises(ValueError, match="displacement"):
+        from monai_ddpm_recon.training import affine_resample
+
+        affine_resample(img, displacement=torch.zeros(16, 16, 2))
+
+
+def test_augmentation_describe_names_active_options():
+    d = RandomSliceAugment(zoom_range=(0.9, 1.1), max_shift=0.05, elastic_std=0.02, bias_std=0.15).describe()
+    for part in ("flip p=0.5", "rotation U(-10, 10) deg", "zoom U(0.9, 1.1)", "shift U(-5, 5) %", "2 % of side",
+                 "bias field", "intensity x U(0.9, 1)"):
+        assert part in d
+    assert RandomSliceAugment(flip_prob=0.0, max_rotation_deg=0.0, intensity_range=(1.0, 1.0)).describe() == "none"

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from monai_ddpm_recon.priors import DDPMPrior
-from monai_ddpm_recon.training import EMA, DDPMTrainer, SliceDataset, ddim_sample, eps_mse, save_grid
+from monai_ddpm_recon.training import EMA, DDPMTrainer, RandomSliceAugment, SliceDataset, ddim_sample, eps_mse, save_grid
 
 CONFIGS = Path(__file__).resolve().parents[2] / "bundles" / "ddpm_recon" / "configs"
 
@@ -135,6 +135,9 @@ def test_init_checkpoint_starts_from_published_weights(tmp_path):
     assert [r["kind"] for r in log][:2] == ["init", "start"] and all(r["kind"] != "resume" for r in log)
     meta = json.loads((second / "model_metadata.json").read_text())
     assert meta["training"]["initialised_from"]["sha256"] == sha and meta["training"]["steps"] == 2
+    cfg = json.loads((CONFIGS / "train.json").read_text())["augment"]
+    expected = RandomSliceAugment(**{k: v for k, v in cfg.items() if k != "_target_"}).describe()
+    assert meta["augmentation"] == expected  # provenance is written from the augmentation actually configured
 
     from monai_ddpm_recon.training.publish import publish
 
@@ -144,7 +147,22 @@ def test_init_checkpoint_starts_from_published_weights(tmp_path):
     published = publish(str(second), str(bundle), parent_metadata=str(first / "model_metadata.json"), parent_log=str(first / "log.jsonl"))
     parent = published["training"]["initialised_from"]
     assert parent["sha256"] == sha and parent["training"]["steps"] == 3
-    assert (bundle / "models" / "training_log_parent.jsonl").read_text() == (first / "log.jsonl").read_text()
+    assert parent["training_log"] == f"models/training_log_{sha[:12]}.jsonl"
+    assert (bundle / parent["training_log"]).read_text() == (first / "log.jsonl").read_text()
+    # a third stage fine-tuned from the published second one keeps both ancestors' logs, published in place
+    third = tmp_path / "third"
+    sha2 = published["sha256"]
+    _run_bundle(max_steps=1, init_checkpoint=str(bundle / "models" / "model.pt"), init_sha256=sha2, **dict(ov2, output_dir=str(third)))
+    log2 = (bundle / "models" / "training_log.jsonl").read_text()
+    meta3 = publish(str(third), str(bundle), overwrite=True, parent_metadata=str(bundle / "models" / "model_metadata.json"),
+                    parent_log=str(bundle / "models" / "training_log.jsonl"))
+    p2 = meta3["training"]["initialised_from"]
+    p1 = p2["training"]["initialised_from"]
+    assert (p2["sha256"], p1["sha256"]) == (sha2, sha)
+    assert (bundle / p2["training_log"]).read_text() == log2
+    assert (bundle / p1["training_log"]).read_text() == (first / "log.jsonl").read_text()
+    assert (bundle / "models" / "training_log.jsonl").read_text() == (third / "log.jsonl").read_text()
+    assert json.loads((bundle / "models" / "model_metadata.json").read_text()) == meta3
     with pytest.raises(ValueError, match="not initialised from a checkpoint"):
         publish(str(first), str(tmp_path / "bundle2"), parent_metadata=str(first / "model_metadata.json"))
 
