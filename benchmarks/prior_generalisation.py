@@ -54,8 +54,13 @@ def training_subsets(split: dict, num_train: int, num_eval: int = 16, neighbours
     }
 
 
-def score(prior: DDPMPrior, images: torch.Tensor) -> dict:
-    per_t = eps_mse(prior.network, prior, images * 2 - 1, TIMESTEPS)
+def subsets_trainer(subsets: dict[str, list[int]]) -> list[int]:
+    """The trainer's evaluation subset among :func:`training_subsets`."""
+    return next(idx for name, idx in subsets.items() if name.startswith("train (trainer's"))
+
+
+def score(prior: DDPMPrior, images: torch.Tensor, seed: int = 1234) -> dict:
+    per_t = eps_mse(prior.network, prior, images * 2 - 1, TIMESTEPS, seed=seed)
     return {"mean": float(np.mean(list(per_t.values()))), **{str(t): v for t, v in per_t.items()}}
 
 
@@ -65,6 +70,9 @@ def main(argv=None) -> None:
     p.add_argument("--data-dir", default=str(ROOT / "bundles" / "ddpm_recon" / "runs" / "data"))
     p.add_argument("--neighbours", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument(
+        "--noise-seeds", type=int, default=8, help="noise draws for the ratio's spread (first = the trainer's seed)"
+    )
     p.add_argument("--out", default=str(RESULTS / "prior_generalisation.md"))
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
@@ -98,6 +106,24 @@ def main(argv=None) -> None:
                 + f" | {ratio} |"
             )
             print(lines[-1], flush=True)
+    lines += [
+        "",
+        f"Noise-draw spread of the trainer's ratio (held-out / trainer's {len(subsets_trainer(subsets))} training "
+        f"slices): {a.noise_seeds} noise seeds, 1234 (the trainer's) + 1000·k.",
+        "",
+        "| checkpoint (sha256) | ratio at seed 1234 | mean | min | max |",
+        "|---|---|---|---|---|",
+    ]
+    idx = subsets_trainer(subsets)
+    for ckpt in a.checkpoint:
+        prior = DDPMPrior.from_checkpoint(ckpt)
+        seeds = [1234 + 1000 * k for k in range(a.noise_seeds)]
+        ratios = [score(prior, held, s)["mean"] / score(prior, train[idx], s)["mean"] for s in seeds]
+        lines.append(
+            f"| {Path(ckpt).name} ({sha256_file(ckpt)[:12]}) | {ratios[0]:.3f} | {np.mean(ratios):.3f} | "
+            f"{min(ratios):.3f} | {max(ratios):.3f} |"
+        )
+        print(lines[-1], flush=True)
     Path(a.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out}")
 
