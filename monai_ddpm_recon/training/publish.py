@@ -38,9 +38,13 @@ def publish(
     src_meta = os.path.join(run_dir, "model_metadata.json")
     with open(src_meta) as f:
         meta = json.load(f)
-    parent = _parent_record(meta, parent_metadata) if parent_metadata else None
-    # read every log before writing: publishing into the parent's own bundle overwrites its training_log.jsonl
-    ancestor_logs = _ancestor_logs(parent, parent_metadata, parent_log) if parent is not None else {}
+    ancestor_logs = []
+    if parent_metadata:
+        record = _parent_record(meta, parent_metadata)  # checks the run started from that parent
+        parent = meta["training"]["initialised_from"]
+        parent.update(record)
+        # read every log before writing: publishing into the parent's own bundle overwrites its training_log.jsonl
+        ancestor_logs = _ancestor_logs(parent, parent_metadata, parent_log)
     DDPMPrior.from_checkpoint(src_model, expected_sha256=meta["sha256"])  # loads and checks before copying
     models, docs = os.path.join(bundle_dir, "models"), os.path.join(bundle_dir, "docs")
     os.makedirs(models, exist_ok=True)
@@ -63,15 +67,11 @@ def publish(
     if split:
         with open(split) as f:
             meta["split"] = json.load(f)
-    if parent is not None:
-        meta["training"]["initialised_from"].update(parent)
-        for record, text in ancestor_logs.values():
-            if record is parent:  # its keys were copied into the run's own initialised_from record
-                record = meta["training"]["initialised_from"]
-            name = f"models/training_log_{record['sha256'][:12]}.jsonl"
-            with open(os.path.join(bundle_dir, name), "w") as f:
-                f.write(text)
-            record["training_log"] = name
+    for record, text in ancestor_logs:
+        name = f"models/training_log_{record['sha256'][:12]}.jsonl"
+        with open(os.path.join(bundle_dir, name), "w") as f:
+            f.write(text)
+        record["training_log"] = name
     with open(os.path.join(models, "model_metadata.json"), "w") as f:
         json.dump(meta, f, indent=1)
     shutil.copyfile(os.path.join(run_dir, "log.jsonl"), os.path.join(models, "training_log.jsonl"))
@@ -92,15 +92,15 @@ def _parent_record(meta: dict, parent_metadata: str) -> dict:
     return {k: parent[k] for k in ("sha256", "data", "num_train_slices", "augmentation", "training") if k in parent}
 
 
-def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -> dict[str, tuple[dict, str]]:
-    """``{sha256: (record, log text)}`` for the parent (``parent_log``) and every ancestor its metadata names a log for.
+def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -> list[tuple[dict, str]]:
+    """``(record, log text)`` for the parent (``parent_log``) and every ancestor its metadata names a log for.
 
-    ``record`` is the (copied) metadata dict of that stage whose ``training_log`` entry is rewritten on publishing.
+    ``record`` is that stage's dict inside the run's metadata, whose ``training_log`` entry is rewritten on publishing.
     """
-    logs = {}
+    logs = []
     if parent_log:
         with open(parent_log) as f:
-            logs[parent["sha256"]] = (parent, f.read())
+            logs.append((parent, f.read()))
     parent_bundle = os.path.dirname(os.path.dirname(os.path.abspath(parent_metadata)))
     record = parent.get("training", {}).get("initialised_from")
     while record:
@@ -112,7 +112,7 @@ def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -
                     f"{record.get('sha256', '?')[:12]}, but {path} does not exist."
                 )
             with open(path) as f:
-                logs[record["sha256"]] = (record, f.read())
+                logs.append((record, f.read()))
         record = record.get("training", {}).get("initialised_from")
     return logs
 
