@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import logging
 import math
 import os
+import zipfile
 from typing import Any
 
 import torch
@@ -21,6 +23,11 @@ from .base import DiffusionPrior, Schedule
 
 INTENSITY_CONVENTION = "magnitude / slice max, mapped to [-1, 1] as 2*x-1"
 CHECKPOINT_FORMAT = "monai_ddpm_recon.ddpm_prior.v1"
+METADATA_NAME = "model_metadata.json"  # the bundle's / trainer's metadata file, beside the checkpoint it names
+CHECKSUM_SUFFIX = ".sha256"  # ``<checkpoint>.sha256`` in ``sha256sum`` format, written by save_checkpoint
+_REQUIRED_KEYS = ("image_size", "channels", "network_kwargs", "schedule_kwargs")
+
+logger = logging.getLogger(__name__)
 
 
 def default_network_kwargs(image_channels: int = 1, overrides: dict | None = None) -> dict:
@@ -82,6 +89,193 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def checksum_records(path: str | os.PathLike) -> list[tuple[str, str]]:
+    """The checksum records that sit beside a checkpoint, as ``(record file, expected sha256)`` pairs.
+
+    Two kinds count: a ``model_metadata.json`` in the checkpoint's folder whose ``checkpoint`` entry names this file
+    (by basename; metadata without a ``checkpoint`` entry applies to any file of the folder), and a
+    ``<checkpoint>.sha256`` file in ``sha256sum`` format. A symbolic link is also looked up beside its target.
+
+    Args:
+        path: the checkpoint file.
+
+    Returns:
+        every record found (possibly none), so that all of them can be checked.
+
+    Raises:
+        ValueError: a record that applies to this file is unreadable or has no sha256.
+    """
+    path = os.path.abspath(str(path))
+    places = dict.fromkeys([path, os.path.realpath(path)])
+    records: list[tuple[str, str]] = []
+    for p in places:
+        folder, name = os.path.split(p)
+        meta = os.path.join(folder, METADATA_NAME)
+        if os.path.isfile(meta):
+            try:
+                with open(meta) as f:
+                    data = json.load(f)
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ValueError(f"checkpoint metadata {meta!r} beside {p!r} is not readable JSON ({e}).") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"checkpoint metadata {meta!r} beside {p!r} is not a JSON object.")
+            named = data.get("checkpoint")
+            if named is None or os.path.basename(str(named)) == name:
+                if not data.get("sha256"):
+                    raise ValueError(f"checkpoint metadata {meta!r} describes {name!r} but has no 'sha256' entry.")
+                records.append((meta, str(data["sha256"])))
+        side = p + CHECKSUM_SUFFIX
+        if os.path.isfile(side):
+            with open(side, errors="replace") as f:
+                fields = f.read().split()
+            if not fields or len(fields[0]) != 64:
+                raise ValueError(f"checksum file {side!r} does not start with a 64-digit sha256 (sha256sum format).")
+            records.append((side, fields[0]))
+    return list(dict.fromkeys(records))
+
+
+def verify_checkpoint_checksum(
+    path: str | os.PathLike,
+    expected_sha256: str | None = None,
+    metadata_path: str | os.PathLike | None = None,
+    verify_checksum: bool = True,
+    name: str = "checkpoint",
+) -> str | None:
+    """Check a checkpoint's sha256 before it is unpickled; returns the digest (None when not checked).
+
+    The expected digest comes from ``expected_sha256``, else from ``metadata_path``, else from every record beside
+    the file (:func:`checksum_records`). A checkpoint with none of these is refused unless ``verify_checksum`` is
+    False, the explicit opt-out for a checkpoint of one's own that has no metadata (logged as a warning). An explicit
+    ``expected_sha256``/``metadata_path`` is checked even then.
+
+    Args:
+        path: the checkpoint file.
+        expected_sha256: hex digest the file must have.
+        metadata_path: json with a ``sha256`` entry, used when ``expected_sha256`` is None.
+        verify_checksum: look for records beside the file and refuse a file without any (True, the default).
+        name: the argument name used in error messages (e.g. ``"prior_checkpoint"``).
+
+    Raises:
+        FileNotFoundError: ``metadata_path`` does not exist. ValueError: a checksum mismatch (naming the file,
+        the expected and the actual digest), unreadable metadata, or no record to verify against.
+    """
+    path = str(path)
+    records: list[tuple[str, str]] = []
+    if expected_sha256 is not None:
+        records = [("expected_sha256", str(expected_sha256))]
+    elif metadata_path is not None:
+        if not os.path.isfile(metadata_path):
+            raise FileNotFoundError(f"checkpoint metadata not found: {str(metadata_path)!r}.")
+        try:
+            with open(metadata_path) as f:
+                digest = json.load(f).get("sha256")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"checkpoint metadata {str(metadata_path)!r} is not a readable JSON object ({e}).") from None
+        if not digest:
+            raise ValueError(f"{metadata_path} has no 'sha256' entry.")
+        records = [(str(metadata_path), str(digest))]
+    elif not _as_flag("verify_checksum", verify_checksum):
+        logger.warning("%s=%r is loaded without checksum verification (verify_checksum=False).", name, path)
+        return None
+    else:
+        records = checksum_records(path)
+        if not records:
+            raise ValueError(
+                f"{name}={path!r} has no checksum to verify: expected a {METADATA_NAME} naming it or a "
+                f"{os.path.basename(path)}{CHECKSUM_SUFFIX} file beside it; to load a checkpoint you trust without "
+                "one, pass expected_sha256=<its sha256> or verify_checksum=False (bundle: --verify_checksum false)."
+            )
+    got = sha256_file(path)
+    for source, want in records:
+        want = want.strip()
+        if got.lower() != want.lower():
+            hint = (
+                ""
+                if source == "expected_sha256"
+                else "; the file is corrupt or not the model its metadata describes (restore it, or pass "
+                "verify_checksum=False to load your own file unverified)"
+            )
+            raise ValueError(f"{name}={path!r}: checksum mismatch: expected sha256 {want} (from {source}), got {got}{hint}.")
+    return got
+
+
+def _as_flag(name: str, value) -> bool:
+    """A boolean from Python or a config/command line (``"true"``/``"false"``)."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
+_EXPECTED = f"a DDPM prior checkpoint (format {CHECKPOINT_FORMAT!r}) saved by DDPMPrior.save_checkpoint"
+
+
+def check_checkpoint_file(path: str | os.PathLike, name: str = "checkpoint") -> None:
+    """Cheap checks of a checkpoint's bytes before anything else (no unpickling).
+
+    ``torch.save`` writes a zip archive (legacy files are a pickle starting with byte ``0x80``).
+
+    Args:
+        path: the ``.pt`` file.
+        name: the argument name used in error messages.
+
+    Raises:
+        ValueError: an empty file, a truncated zip archive, or a file that is no torch checkpoint (numpy, text...).
+    """
+    path = str(path)
+    size = os.path.getsize(path)
+    if size == 0:
+        raise ValueError(f"{name}={path!r} is an empty file (0 bytes); expected {_EXPECTED}.")
+    with open(path, "rb") as f:
+        head = f.read(6)
+    if head[:2] == b"PK":
+        if not zipfile.is_zipfile(path):
+            raise ValueError(
+                f"{name}={path!r} is truncated or corrupt (an incomplete zip archive of {size} bytes); expected {_EXPECTED}."
+            )
+    elif head[:1] != b"\x80":
+        kind = "a numpy array file (.npy)" if head == b"\x93NUMPY" else "not a torch checkpoint"
+        raise ValueError(f"{name}={path!r} is {kind}; expected {_EXPECTED}.")
+
+
+def read_checkpoint(path: str | os.PathLike, name: str = "checkpoint") -> dict:
+    """Unpickle a prior checkpoint with ``weights_only=True`` and check it is one; one-line errors otherwise.
+
+    Args:
+        path: the ``.pt`` file.
+        name: the argument name used in error messages.
+
+    Raises:
+        ValueError: an empty file, a file that is not a torch checkpoint (text, numpy, arbitrary pickle), a
+        truncated or corrupt one, or a torch file that is not a DDPM prior checkpoint.
+    """
+    path = str(path)
+    check_checkpoint_file(path, name)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises EOFError/RuntimeError/UnpicklingError/KeyError for bad files
+        msg = str(e)
+        reason = (
+            "not a weights-only torch file of tensors and plain containers"
+            if "weights_only" in msg
+            else (msg.split("\n")[0].split(". ")[0] or "unexpected end of file")
+        )
+        raise ValueError(
+            f"{name}={path!r} cannot be read as a torch checkpoint ({type(e).__name__}: {reason}); expected {_EXPECTED}."
+        ) from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        found = f"a dict with format {ckpt.get('format')!r}" if isinstance(ckpt, dict) else f"a {type(ckpt).__name__}"
+        raise ValueError(f"{name}={path!r} is not a DDPM prior checkpoint (it holds {found}); expected {_EXPECTED}.")
+    missing = [k for k in _REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise ValueError(f"{name}={path!r} is an incomplete DDPM prior checkpoint (no {', '.join(missing)}); expected {_EXPECTED}.")
+    return ckpt
 
 
 class DDPMPrior(DiffusionPrior):
@@ -197,7 +391,11 @@ class DDPMPrior(DiffusionPrior):
         extra: dict | None = None,
         metadata_path: str | os.PathLike | None = None,
     ) -> str:
-        """Save config + weights; returns the file's sha256 (also written to ``metadata_path`` when given).
+        """Save config + weights; returns the file's sha256.
+
+        The digest is recorded so that :meth:`from_checkpoint` verifies the file by default: in ``metadata_path``
+        when given, and in ``<path>.sha256`` (``sha256sum`` format) unless ``metadata_path`` is the
+        ``model_metadata.json`` beside the checkpoint (which is found there anyway).
 
         Args:
             path: output ``.pt`` file.
@@ -217,6 +415,10 @@ class DDPMPrior(DiffusionPrior):
         torch.save(ckpt, tmp)
         os.replace(tmp, path)
         digest = sha256_file(path)
+        beside = os.path.join(os.path.dirname(os.path.abspath(path)), METADATA_NAME)
+        if metadata_path is None or os.path.abspath(metadata_path) != beside:
+            with open(f"{path}{CHECKSUM_SUFFIX}", "w") as f:
+                f.write(f"{digest}  {os.path.basename(str(path))}\n")
         if metadata_path is not None:
             meta = {"checkpoint": os.path.basename(str(path)), "sha256": digest, **self.config(), **(extra or {})}
             with open(metadata_path, "w") as f:
@@ -232,47 +434,45 @@ class DDPMPrior(DiffusionPrior):
         network_kwargs: dict | None = None,
         use_ema: bool = True,
         device: str | torch.device | None = None,
+        verify_checksum: bool = True,
+        name: str = "checkpoint",
     ) -> DDPMPrior:
         """Load a prior saved by :meth:`save_checkpoint` (EMA weights when present and ``use_ema``).
 
+        The file's sha256 is checked before it is unpickled: against ``expected_sha256``, else ``metadata_path``,
+        else every record beside the file (a ``model_metadata.json`` naming it, ``<path>.sha256``). A file with no
+        record is refused unless ``verify_checksum=False``. It is always read with ``weights_only=True``.
+
         Args:
             path: the ``.pt`` checkpoint.
-            expected_sha256: hex digest the file must have (checked before unpickling).
+            expected_sha256: hex digest the file must have.
             metadata_path: json with a ``sha256`` field (e.g. the bundle's model metadata) used when
                 ``expected_sha256`` is None.
             network_kwargs: the configured network; raises if the checkpoint was trained with another one.
             use_ema: prefer the EMA weights (True) or the raw ones (False); a checkpoint that stores only one
                 kind (e.g. the shipped EMA-only prior) gives that kind either way.
             device: where to put the network.
+            verify_checksum: False loads a checkpoint without a checksum record unverified (and ignores records
+                beside it); explicit ``expected_sha256``/``metadata_path`` are still checked.
+            name: the argument name used in error messages (the workflows pass ``"prior_checkpoint"``).
 
         Raises:
-            FileNotFoundError: missing checkpoint/metadata. ValueError: checksum mismatch, network mismatch,
-            or a file that is not a DDPM prior checkpoint.
+            FileNotFoundError: missing checkpoint/metadata. ValueError: checksum mismatch or no checksum to verify,
+            an empty, foreign, truncated or corrupt file, or a network mismatch.
         """
         path = str(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                f"DDPM prior checkpoint not found: {path}. Train one with the bundle's train.json or restore "
+                f"{name}={path!r}: DDPM prior checkpoint not found. Train one with the bundle's train.json or restore "
                 f"bundles/ddpm_recon/models/model.pt."
             )
-        if expected_sha256 is None and metadata_path is not None:
-            if not os.path.isfile(metadata_path):
-                raise FileNotFoundError(f"checkpoint metadata not found: {metadata_path}.")
-            with open(metadata_path) as f:
-                expected_sha256 = json.load(f).get("sha256")
-            if not expected_sha256:
-                raise ValueError(f"{metadata_path} has no 'sha256' entry.")
-        if expected_sha256 is not None:
-            got = sha256_file(path)
-            if got.lower() != str(expected_sha256).lower():
-                raise ValueError(
-                    f"checksum mismatch for {path}: sha256 {got} but metadata expects {expected_sha256}. "
-                    "The file is corrupt or not the model the metadata describes."
-                )
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-            raise ValueError(f"{path} is not a DDPM prior checkpoint (expected format {CHECKPOINT_FORMAT!r}).")
-        saved_kw = normalise_network_kwargs(ckpt["network_kwargs"])
+        check_checkpoint_file(path, name)  # an empty/foreign/truncated file is named as such, before the checksum
+        verify_checkpoint_checksum(path, expected_sha256, metadata_path, verify_checksum, name)
+        ckpt = read_checkpoint(path, name)
+        try:
+            saved_kw = normalise_network_kwargs(ckpt["network_kwargs"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{name}={path!r} has unusable network_kwargs ({e!r}); expected a DDPM prior checkpoint.") from None
         if network_kwargs is not None:
             want = normalise_network_kwargs(
                 {"in_channels": ckpt["channels"], "out_channels": ckpt["channels"], "spatial_dims": 2, **network_kwargs}
@@ -300,7 +500,8 @@ class DDPMPrior(DiffusionPrior):
         try:
             prior.network.load_state_dict(state, strict=True)
         except RuntimeError as e:
-            raise ValueError(f"weights in {path} do not match the network described in the checkpoint: {e}") from e
+            detail = " ".join(str(e).split())
+            raise ValueError(f"weights in {path} do not match the network described in the checkpoint: {detail}") from None
         prior.intensity_convention = ckpt.get("intensity_convention", INTENSITY_CONVENTION)
         prior.extra = ckpt.get("extra", {})
         prior.eval()

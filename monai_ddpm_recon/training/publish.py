@@ -6,7 +6,9 @@ Usage::
         --bundle-dir bundles/ddpm_recon --split bundles/ddpm_recon/runs/data/split.json
 
 The checkpoint file is copied byte for byte (its sha256 is re-checked against the run's metadata), so the
-published ``models/model_metadata.json`` describes exactly the shipped ``models/model.pt``.
+published ``models/model_metadata.json`` describes exactly the shipped ``models/model.pt``; its ``checkpoint`` entry
+names ``model.pt`` and its ``sha256`` is what the inference and benchmark workflows verify by default before loading
+(``DDPMPrior.from_checkpoint`` finds it beside the checkpoint). The published pair is verified once more at the end.
 
 A run fine-tuned from an earlier prior (``init_checkpoint`` in train.json) keeps that prior's history: pass its
 metadata and log as ``--parent-metadata`` / ``--parent-log``; the parent's sha256 must equal the one the run
@@ -23,7 +25,7 @@ import json
 import os
 import shutil
 
-from ..priors.ddpm import DDPMPrior, sha256_file
+from ..priors.ddpm import DDPMPrior, sha256_file, verify_checkpoint_checksum
 
 
 def publish(
@@ -75,6 +77,7 @@ def publish(
     with open(os.path.join(models, "model_metadata.json"), "w") as f:
         json.dump(meta, f, indent=1)
     shutil.copyfile(os.path.join(run_dir, "log.jsonl"), os.path.join(models, "training_log.jsonl"))
+    verify_checkpoint_checksum(dst_model)  # what the workflows check: the metadata beside model.pt names and hashes it
     return meta
 
 

@@ -19,8 +19,8 @@ import torch
 
 from ..io import check_output_dir, save_panel, save_psnr_vs_acceleration, write_metrics_table
 from ..metrics import NMSEMetric, PSNRMetric, SSIMMetric
-from .cases import Case, CaseSpec, load_cases
-from .reconstruct import batches, load_prior, resolve_device, stack_cases
+from .cases import Case, CaseSpec, _as_bool, load_cases
+from .reconstruct import batches, check_prior, load_prior, resolve_device, stack_cases
 from .registry import SolverName, build_solver, needs_prior
 
 logger = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class BenchmarkWorkflow:
         spec: base :class:`CaseSpec` (its ``acceleration``/``num_coils`` are replaced by the grid below).
         accelerations: e.g. ``[4, 8, 12]``.
         coil_settings: e.g. ``[1, 8]`` (1 = single-coil).
-        prior_checkpoint, solver_kwargs, device, seed, batch_size: as in the inference workflow.
+        prior_checkpoint, solver_kwargs, device, seed, batch_size, verify_checksum: as in the inference workflow.
     """
 
     def __init__(
@@ -119,6 +119,7 @@ class BenchmarkWorkflow:
         seed: int = 0,
         batch_size: int = 16,
         progress: bool = True,
+        verify_checksum: bool = True,
     ) -> None:
         self.solvers = [SolverName.parse(s, "solver") for s in solvers]
         if not self.solvers:
@@ -135,10 +136,17 @@ class BenchmarkWorkflow:
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.progress = progress
+        self.verify_checksum = _as_bool("verify_checksum", verify_checksum)
+        if any(needs_prior(s) for s in self.solvers):
+            if prior_checkpoint is None or not os.path.isfile(prior_checkpoint):
+                raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
+            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
         self.output_dir = check_output_dir(output_dir, inputs=spec.input_files)
 
     def run(self) -> list[dict]:
-        prior = load_prior(self.prior_checkpoint, self.device) if any(needs_prior(s) for s in self.solvers) else None
+        prior = None
+        if any(needs_prior(s) for s in self.solvers):
+            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
         rows: list[dict] = []
         for coils in self.coil_settings:
             for acc in self.accelerations:

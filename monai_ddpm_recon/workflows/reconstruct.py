@@ -15,7 +15,7 @@ from ..io import check_output_dir, save_panel, write_metrics_table, write_nifti
 from ..metrics import nmse, psnr, ssim
 from ..operators import MaskedFourier, SenseOperator
 from ..utils.validation import check_positive
-from .cases import Case, CaseSpec, load_cases
+from .cases import Case, CaseSpec, _as_bool, load_cases
 from .registry import SolverName, build_solver, needs_prior
 
 logger = logging.getLogger(__name__)
@@ -31,8 +31,29 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
         raise ValueError(f"device={device!r} is not a valid torch device: {e}.") from None
 
 
-def load_prior(checkpoint: str | os.PathLike, device: torch.device, expected_sha256: str | None = None):
-    """Load the DDPM prior checkpoint (clear error when missing)."""
+def load_prior(
+    checkpoint: str | os.PathLike,
+    device: torch.device,
+    expected_sha256: str | None = None,
+    verify_checksum: bool = True,
+):
+    """Load the DDPM prior checkpoint, verified, with one-line errors naming ``prior_checkpoint``.
+
+    The sha256 is checked whenever a record sits beside the file (the bundle's ``model_metadata.json`` naming it,
+    or ``<file>.sha256`` written by :meth:`~monai_ddpm_recon.priors.DDPMPrior.save_checkpoint`); a checkpoint with
+    none is refused unless ``expected_sha256`` is given or ``verify_checksum=False`` (the bundle key
+    ``verify_checksum``).
+
+    Args:
+        checkpoint: the ``.pt`` file.
+        device: where to put the network.
+        expected_sha256: hex digest the file must have (overrides the records beside it).
+        verify_checksum: False loads a checkpoint without checking its sha256 (the opt-out for one's own file).
+
+    Raises:
+        FileNotFoundError: the file does not exist. ValueError: checksum mismatch, no checksum record, or an
+        empty, foreign, truncated or corrupt file.
+    """
     from ..priors.ddpm import DDPMPrior
 
     if not Path(checkpoint).is_file():
@@ -40,7 +61,24 @@ def load_prior(checkpoint: str | os.PathLike, device: torch.device, expected_sha
             f"prior_checkpoint={str(checkpoint)!r} does not exist. The bundle ships one at "
             "bundles/ddpm_recon/models/model.pt; train your own with configs/train.json."
         )
-    return DDPMPrior.from_checkpoint(checkpoint, expected_sha256=expected_sha256).to(device).eval()
+    prior = DDPMPrior.from_checkpoint(
+        checkpoint, expected_sha256=expected_sha256, verify_checksum=verify_checksum, name="prior_checkpoint"
+    )
+    return prior.to(device).eval()
+
+
+def check_prior(checkpoint: str | os.PathLike, image_size: int, verify_checksum: bool = True) -> None:
+    """Validate the prior checkpoint before any work: checksum, file format and image size (loaded on the CPU).
+
+    Raises:
+        ValueError: as :func:`load_prior`, or a prior whose image size is not ``image_size``.
+    """
+    prior = load_prior(checkpoint, torch.device("cpu"), verify_checksum=verify_checksum)
+    if tuple(prior.image_size) != (int(image_size), int(image_size)):
+        raise ValueError(
+            f"prior_checkpoint={str(checkpoint)!r} models {tuple(prior.image_size)} images but image_size={image_size}; "
+            "set image_size to the prior's size."
+        )
 
 
 def build_operator(case: Case, device: torch.device):
@@ -87,6 +125,8 @@ class ReconstructionWorkflow:
         num_samples: posterior samples per slice for diffusion solvers (mean + std map when > 1).
         batch_size: slices per solver call.
         save_images, save_figures: write NIfTI files / PNG panels.
+        verify_checksum: check the prior checkpoint's sha256 against the record beside it and refuse a checkpoint
+            without one (True, the default); False loads your own checkpoint unverified.
     """
 
     def __init__(
@@ -103,6 +143,7 @@ class ReconstructionWorkflow:
         save_images: bool = True,
         save_figures: bool = True,
         progress: bool = True,
+        verify_checksum: bool = True,
     ) -> None:
         if isinstance(solvers, str):
             solvers = [solvers]
@@ -118,9 +159,11 @@ class ReconstructionWorkflow:
         self.num_samples = int(num_samples)
         self.batch_size = int(check_positive("batch_size", batch_size))
         self.prior_checkpoint = prior_checkpoint
+        self.verify_checksum = _as_bool("verify_checksum", verify_checksum)
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
+            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
         self.output_dir = check_output_dir(output_dir, inputs=spec.input_files)
         self.save_images = save_images
         self.save_figures = save_figures
@@ -139,7 +182,7 @@ class ReconstructionWorkflow:
         cases = load_cases(self.spec, seed=self.seed)
         prior = None
         if any(needs_prior(s) for s in self.solvers):
-            prior = load_prior(self.prior_checkpoint, self.device)
+            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
             if tuple(prior.image_size) != tuple(cases[0].kspace.shape[-2:]):
                 raise ValueError(
                     f"the prior models {prior.image_size} images but the cases are {tuple(cases[0].kspace.shape[-2:])}; "
