@@ -71,3 +71,9 @@ def mask_acceleration(mask: torch.Tensor, image_shape: tuple[int, int]) -> torch
     full = torch.ones((1, 1, *image_shape), dtype=mask.dtype, device=mask.device)
     sampled = (mask * full).flatten(1).sum(dim=1)
     return (image_shape[0] * image_shape[1]) / sampled
+
+
+def repeat_items(t: torch.Tensor, repeats: int) -> torch.Tensor:
+    """Repeat each batch item ``repeats`` times (item-major, as ``repeat_interleave``); a shared (batch 1) tensor is
+    returned unchanged."""
+    return t if t.shape[0] == 1 else t.repeat_interleave(int(repeats), dim=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..utils.validation import check_complex, check_finite, check_shape
-from .base import mask_acceleration, prepare_mask
+from .base import mask_acceleration, prepare_mask, repeat_items
 from .fft import fft2c, ifft2c
 
 
@@ -57,6 +57,10 @@ class MaskedFourier:
     def to(self, device: torch.device | str) -> MaskedFourier:
         """Return a copy whose mask lives on ``device``."""
         return MaskedFourier(self._mask.to(device), self._image_shape)
+
+    def expand(self, repeats: int) -> MaskedFourier:
+        """The operator for ``B·repeats`` images ordered item-major (each slice's ``repeats`` posterior samples)."""
+        return MaskedFourier(repeat_items(self._mask, repeats), self._image_shape)
 
     # --- checks ----------------------------------------------------------------------------------------------
     def _check(self, name: str, t: torch.Tensor, channels: int) -> None:

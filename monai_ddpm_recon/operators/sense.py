@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ..utils.validation import check_complex, check_finite, check_shape
-from .base import mask_acceleration, prepare_mask
+from .base import mask_acceleration, prepare_mask, repeat_items
 from .fft import fft2c, ifft2c
 
 
@@ -64,6 +64,10 @@ class SenseOperator:
     def to(self, device: torch.device | str) -> SenseOperator:
         """Return a copy whose maps and mask live on ``device``."""
         return SenseOperator(self._maps.to(device), self._mask.to(device))
+
+    def expand(self, repeats: int) -> SenseOperator:
+        """The operator for ``B·repeats`` images ordered item-major (each slice's ``repeats`` posterior samples)."""
+        return SenseOperator(repeat_items(self._maps, repeats), repeat_items(self._mask, repeats))
 
     def _check(self, name: str, t: torch.Tensor, channels: int) -> None:
         check_complex(name, t)

@@ -6,33 +6,59 @@ from .bart import BartPicsSolver
 from .base import ReconInfo, Solver
 from .baselines import SenseSolver, ZeroFilledMode, ZeroFilledSolver
 from .cs import L1WaveletSolver, TotalVariationSolver
-from .diffusion import DiffusionSolver, GuidanceDivergedError, Resampling
-from .frequency_replacement import CoilRule, FrequencyReplacementSolver, NoiseSpace
-from .loss_guidance import GuidanceGradient, LossGuidanceSolver
+from .diffusion import ConditioningRule, DiffusionSolver, GuidanceDivergedError
+from .frequency_replacement import CoilRule, FrequencyReplacement, FrequencyReplacementSolver, NoiseSpace
+from .loss_guidance import DPSSolver, GuidanceGradient, LossGuidance, LossGuidanceSolver, PosteriorSampling, StepRule
 from .mapping import PhaseMode, PriorMapping
+from .proximal import DecomposedDiffusionSolver, DiffPIRSolver, ProximalDataConsistency, ProximalWeight
+from .samplers import DDIMSampler, DiffPIRSampler, Resampling, Sampler
 from .sampling import NonFiniteIterateError, sample_loop
-from .score_based import AnnealedLangevinSolver, DataGradient, Predictor, SBIMSolver
+from .score_based import (
+    AnnealedLangevinSolver,
+    DataGradient,
+    LangevinSampler,
+    Predictor,
+    SBIMSampler,
+    SBIMSolver,
+    ScoreDataTerm,
+)
 from .tuning import TuneResult, tune_lambda
 
 __all__ = [
     "AnnealedLangevinSolver",
     "BartPicsSolver",
     "CoilRule",
+    "ConditioningRule",
+    "DDIMSampler",
+    "DPSSolver",
     "DataGradient",
+    "DecomposedDiffusionSolver",
+    "DiffPIRSampler",
+    "DiffPIRSolver",
     "DiffusionSolver",
+    "FrequencyReplacement",
     "FrequencyReplacementSolver",
     "GuidanceDivergedError",
     "GuidanceGradient",
     "L1WaveletSolver",
+    "LangevinSampler",
+    "LossGuidance",
     "LossGuidanceSolver",
     "NoiseSpace",
     "NonFiniteIterateError",
     "PhaseMode",
+    "PosteriorSampling",
     "Predictor",
     "PriorMapping",
+    "ProximalDataConsistency",
+    "ProximalWeight",
     "ReconInfo",
     "Resampling",
+    "SBIMSampler",
     "SBIMSolver",
+    "Sampler",
+    "ScoreDataTerm",
+    "StepRule",
     "SenseSolver",
     "Solver",
     "TotalVariationSolver",

@@ -1,84 +1,48 @@
-"""The base of every diffusion reconstruction solver: checks, prior mapping, schedule, batching of posterior samples.
+"""A diffusion solver is a prior + a sampler + a conditioning rule: ``solver(kspace, operator) -> image``.
 
-A :class:`DiffusionSolver` turns an unconditional :class:`~..priors.base.DiffusionPrior` into
-``solver(kspace, operator) -> image`` (seed 000, "DDPMs as Priors"). It owns everything that is the same for all
-conditioning rules:
+:class:`DiffusionSolver` composes an unconditional :class:`~..priors.base.Prior` (Peer, "Conditioning of DDPMs on
+Accelerated MRI", ETH 2023, "DDPMs as Priors"), a sampler (:mod:`.samplers`, :mod:`.score_based`: the schedule and the
+stepper) and a conditioning rule (:class:`ConditioningRule`: loss guidance, frequency replacement, score data terms,
+proximal data consistency). It owns everything that is the same for all of them:
 
 - input checks (k-space vs operator, operator image shape vs ``prior.image_size``, prior channel count);
 - the :class:`~.mapping.PriorMapping` between physical units and the prior's [-1, 1] range (scale, smooth phase);
-- the timestep schedule (DDPM / strided DDIM, short- or long-grained resampling) run by the one
-  :func:`~.sampling.sample_loop`;
-- ``num_samples = K`` posterior samples per slice, drawn as ONE batch of ``B·K`` (mean returned, pixelwise std in
-  ``info.std``);
-- seeding through a ``torch.Generator``, timing, NFE count, and NaN/Inf → :class:`GuidanceDivergedError`.
+- ``num_samples = K`` posterior samples per slice, drawn as ONE batch of ``B·K`` (the operator expands itself; mean
+  returned, pixelwise std in ``info.std``);
+- the one :func:`~.sampling.sample_loop`, seeding through a ``torch.Generator``, timing, NFE count, optional final
+  data consistency, and NaN/Inf → :class:`GuidanceDivergedError`.
 
-Subclasses implement only :meth:`DiffusionSolver._make_condition` (the conditioning rule, see
-:class:`~.sampling.StepContext`).
+Presets (``LossGuidanceSolver``, ``DiffPIRSolver``, …) only pick a sampler and a rule with defaults.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from ..operators.base import LinearOperator
-from ..operators.fourier import MaskedFourier
-from ..operators.sense import SenseOperator
-from ..utils.enums import StrEnum
+from ..priors.base import Prior
+from ..utils.validation import check_int
 from .base import ReconInfo
 from .baselines import check_kspace
 from .mapping import PhaseMode, PriorMapping
-from .sampling import (
-    ConditionFn,
-    DDIMStepper,
-    NonFiniteIterateError,
-    Op,
-    count_denoise,
-    ddim_timesteps,
-    ddpm_timesteps,
-    long_grained_schedule,
-    repaint_schedule,
-    sample_loop,
-)
-
-_PRIOR_MEMBERS = ("eps", "abar", "alphas_cumprod", "num_train_timesteps", "channels", "image_size")
-
-
-class Resampling(StrEnum):
-    """Resampling scheme of seed 000 (Fig. "Sampling Strategies").
-
-    - ``none``: one pass of the reverse process.
-    - ``short``: short-grained (RePaint, Lugmayr et al. 2022): every segment of ``jump_length`` steps is run
-      ``resamplings`` times, re-noising back to its start in between.
-    - ``long``: long-grained: finish the reverse process, re-noise the clean result with the forward process to the
-      timestep ``(resamplings - 1)·jump_length`` steps before the end and run again, then ``(resamplings - 2)·jump_length``
-      steps before the end, …, ``jump_length`` steps before the end (each restart shorter by ``jump_length`` steps).
-    """
-
-    NONE = "none"
-    SHORT = "short"
-    LONG = "long"
+from .samplers import DDIMSampler, Resampling, Sampler
+from .sampling import Conditioning, NonFiniteIterateError, Op, count_denoise, sample_loop
 
 
 class GuidanceDivergedError(NonFiniteIterateError):
     """The conditioned iterate became NaN/Inf (usually a too-large guidance factor / step size)."""
 
 
-def check_count(name: str, value: int) -> int:
-    """Require an integer ``>= 1`` (bool rejected)."""
-    if isinstance(value, bool) or not float(value).is_integer() or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}.")
-    return int(value)
-
-
 def check_prior(prior) -> None:
-    """Require a diffusion prior (duck-typed :class:`~..priors.base.DiffusionPrior`) with 1 or 2 channels."""
-    missing = [m for m in _PRIOR_MEMBERS if not hasattr(prior, m)]
-    if missing:
+    """Require a diffusion prior (the :class:`~..priors.base.Prior` protocol) with 1 or 2 channels."""
+    if not isinstance(prior, Prior):
         raise TypeError(
-            f"prior must be a DiffusionPrior (members {', '.join(_PRIOR_MEMBERS)}); {type(prior).__name__} lacks "
-            f"{', '.join(missing)}."
+            f"prior must implement the Prior protocol (eps, x0, score, abar, alphas_cumprod, num_train_timesteps, "
+            f"channels, image_size); got {type(prior).__name__}."
         )
     if prior.channels not in (1, 2):
         raise ValueError(
@@ -102,26 +66,17 @@ def check_operator_matches_prior(operator, prior) -> None:
 
 def expand_operator(operator: LinearOperator, batch: int, repeats: int) -> LinearOperator:
     """An operator acting on ``batch·repeats`` images ordered item-major (``b0k0, b0k1, …``), as after
-    ``repeat_interleave(repeats, dim=0)``.
-
-    Operators whose mask / coil maps are shared by the batch (batch dimension 1) are returned unchanged; known
-    operators are rebuilt with repeated masks/maps; any other operator is wrapped (applied per sample index).
-    """
+    ``repeat_interleave(repeats, dim=0)``: the operator's own ``expand(repeats)`` where it has one, else a wrapper that
+    applies it per sample index."""
     if repeats == 1:
         return operator
-    per_item = [operator.mask] + ([operator.sens_maps] if hasattr(operator, "sens_maps") else [])
-    if all(t.shape[0] == 1 for t in per_item):
-        return operator
-    rep = lambda t: t if t.shape[0] == 1 else t.repeat_interleave(repeats, dim=0)  # noqa: E731
-    if type(operator) is MaskedFourier:
-        return MaskedFourier(rep(operator.mask), operator.image_shape)
-    if type(operator) is SenseOperator:
-        return SenseOperator(rep(operator.sens_maps), rep(operator.mask))
+    if hasattr(operator, "expand"):
+        return operator.expand(repeats)
     return _RepeatedOperator(operator, batch, repeats)
 
 
 class _RepeatedOperator:
-    """Apply a batch-``B`` operator to ``B·K`` item-major inputs, one sample index ``k`` at a time."""
+    """Apply a batch-``B`` operator without ``expand`` to ``B·K`` item-major inputs, one sample index ``k`` at a time."""
 
     def __init__(self, operator: LinearOperator, batch: int, repeats: int) -> None:
         self.base, self.batch, self.repeats = operator, batch, repeats
@@ -157,11 +112,67 @@ class _RepeatedOperator:
 
 
 def sampled_count(operator: LinearOperator) -> torch.Tensor:
-    """``Σ mask`` over the ``(H, W)`` k-space grid per batch item, real ``(B|1, 1, 1, 1)`` (seed 000's loss scaling)."""
+    """``Σ mask`` over the ``(H, W)`` k-space grid per batch item, real ``(B|1, 1, 1, 1)`` (the mask-coverage scaling of
+    loss guidance, Peer 2023)."""
     h, w = operator.image_shape
     m = operator.mask
     full = torch.ones((1, 1, h, w), dtype=m.dtype, device=m.device)
     return (m * full).sum(dim=(-2, -1), keepdim=True)
+
+
+@dataclass
+class CGResult:
+    """Solution and convergence of :func:`conjugate_gradient`.
+
+    Attributes:
+        x: the solution, shaped like the right-hand side.
+        relative_residual: ``‖b − M x‖ / ‖b‖`` per batch item, real ``(N,)``.
+        iterations: iterations run.
+    """
+
+    x: torch.Tensor
+    relative_residual: torch.Tensor
+    iterations: int
+
+
+def conjugate_gradient(
+    apply, rhs: torch.Tensor, x0: torch.Tensor | None = None, max_iter: int = 20, tol: float = 1e-6
+) -> CGResult:
+    """Solve ``M x = b`` for a Hermitian positive semi-definite ``M`` by conjugate gradients, independently per batch item.
+
+    MONAI's ``ConjugateGradient`` takes one global step size for the whole batch (so a slice's result depends on the
+    other slices in the batch) and reports no residual; here every item has its own step sizes and stops contributing
+    once its residual is below ``tol``.
+
+    Args:
+        apply: ``x -> M x`` on ``(N, ...)`` tensors (real or complex).
+        rhs: ``b``, ``(N, ...)``.
+        x0: warm start (zeros if ``None``).
+        max_iter: iterations (>= 1).
+        tol: stop when every item's ``‖b − M x‖ <= tol ‖b‖``.
+    """
+    dims = tuple(range(1, rhs.ndim))
+    x = torch.zeros_like(rhs) if x0 is None else x0.clone()
+    res = rhs - apply(x) if x0 is not None else rhs.clone()
+    p = res.clone()
+    rs = (res.abs() ** 2).sum(dim=dims, keepdim=True)
+    b_norm = (rhs.abs() ** 2).sum(dim=dims, keepdim=True).sqrt()
+    tiny = torch.finfo(rs.dtype).tiny
+    it = 0
+    for it in range(1, int(max_iter) + 1):
+        if bool((rs.sqrt() <= tol * b_norm).all()):
+            it -= 1
+            break
+        mp = apply(p)
+        denom = (p.conj() * mp).real.sum(dim=dims, keepdim=True)
+        alpha = torch.where(denom > 0, rs / denom.clamp_min(tiny), torch.zeros_like(rs))
+        x = x + alpha * p
+        res = res - alpha * mp
+        rs_new = (res.abs() ** 2).sum(dim=dims, keepdim=True)
+        p = res + torch.where(rs > 0, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs)) * p
+        rs = rs_new
+    rel = (rs.sqrt() / b_norm.clamp_min(tiny)).reshape(-1)
+    return CGResult(x, torch.where(b_norm.reshape(-1) > 0, rel, torch.zeros_like(rel)), it)
 
 
 def least_squares_correction(
@@ -173,87 +184,85 @@ def least_squares_correction(
     For a single-coil masked Fourier operator ``AᴴA`` is a projector and CG is exact after one iteration
     (``d = Fᴴ M r``: frequency replacement). Images ``(N, 1, H, W)`` complex.
     """
-    rhs = operator.adjoint(residual)
-    d = torch.zeros_like(rhs)
-    res = rhs.clone()
-    p = res.clone()
-    dims = (1, 2, 3)
-    rs = (res.abs() ** 2).sum(dim=dims, keepdim=True)
-    rhs_norm = rs.sqrt()
-    for _ in range(int(max_iter)):
-        ap = operator.normal(p)
-        denom = (p.conj() * ap).real.sum(dim=dims, keepdim=True)
-        alpha = torch.where(denom > 0, rs / denom.clamp_min(torch.finfo(denom.dtype).tiny), torch.zeros_like(rs))
-        d = d + alpha * p
-        res = res - alpha * ap
-        rs_new = (res.abs() ** 2).sum(dim=dims, keepdim=True)
-        if bool((rs_new.sqrt() <= tol * rhs_norm).all()):
-            break
-        p = res + torch.where(rs > 0, rs_new / rs.clamp_min(torch.finfo(rs.dtype).tiny), torch.zeros_like(rs)) * p
-        rs = rs_new
-    return d
+    return conjugate_gradient(operator.normal, operator.adjoint(residual), None, max_iter, tol).x
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a rule is bound to in one call, already expanded to the ``B·K`` sampling batch.
+
+    Attributes:
+        prior: the prior.
+        sampler: the sampler (rules that weight their update by the sampler's step, e.g. score data terms, ask it).
+        ops: the schedule of this call.
+        kspace: ``(N, C, H, W)`` complex measured k-space (physical units).
+        operator: the forward model for the ``N`` iterates.
+        mapping: the :class:`~.mapping.PriorMapping` of this call.
+        generator: the sampling RNG.
+    """
+
+    prior: Prior
+    sampler: Sampler
+    ops: list[Op]
+    kspace: torch.Tensor
+    operator: LinearOperator
+    mapping: PriorMapping
+    generator: torch.Generator | None
+
+
+@runtime_checkable
+class ConditioningRule(Protocol):
+    """A data-consistency rule: bound to a :class:`Measurement`, it says where it acts in each reverse step."""
+
+    def bind(self, measurement: Measurement) -> Conditioning: ...
 
 
 class DiffusionSolver:
-    """Base of diffusion solvers: ``solver(kspace, operator) -> image (B, 1, H, W) complex``.
+    """``solver(kspace, operator) -> image (B, 1, H, W) complex``: a prior, a sampler and a conditioning rule.
 
     Args:
-        prior: a :class:`~..priors.base.DiffusionPrior` (1 channel: magnitude with smooth phase; 2 channels: real/imag).
-        num_steps: reverse steps of the strided DDIM schedule (``None``: all ``T`` steps, DDPM ancestral sampling).
-        eta: DDIM stochasticity η (1 with ``num_steps=None`` is DDPM; 0 is deterministic DDIM).
-        resampling: :class:`Resampling` scheme; ``jump_length`` (j) and ``resamplings`` (r) configure it.
+        prior: a :class:`~..priors.base.Prior` (1 channel: magnitude with smooth phase; 2 channels: real/imag).
+        sampler: a :class:`~.samplers.Sampler` (default :class:`~.samplers.DDIMSampler` with 100 steps, η = 1).
+        rule: a :class:`ConditioningRule`, or ``None`` for unconditional sampling.
         num_samples: posterior samples K per slice, sampled as one batch; the mean is returned and the pixelwise
             standard deviation of the K images (magnitude for 1-channel priors) is stored in ``info.std``.
         phase_mode: :class:`~.mapping.PhaseMode` for 1-channel priors.
         final_data_consistency: after sampling, make the image consistent with the measured k-space
-            (``x + A⁺(y − A x)``, exact replacement for single coil; the image then leaves the prior's phase model).
-        clip_x0: clip the Tweedie estimate to [-1, 1] in the stepper.
+            (``x + A⁺(y − A x)`` by CG, exact replacement for single coil; the image then leaves the prior's phase model).
         seed: seed of the ``torch.Generator`` that draws all noise (``None``: a fresh random seed each call).
         progress: show a progress bar.
         scale_percentile: percentile of the zero-filled magnitude that maps to the prior's +1
-            (:meth:`~.mapping.PriorMapping.from_kspace`). Priors trained on images divided by their maximum expect the
-            maximum at +1; the zero-filled 99.5th percentile is ~0.82-0.85 of the true maximum on the Colin27
-            benchmark slices (100: ~0.85-0.90).
+            (:meth:`~.mapping.PriorMapping.from_kspace`).
 
     After each call ``self.info`` is a :class:`~.base.ReconInfo` with ``nfe`` (network evaluations, each on the whole
     ``B·K`` batch), ``iterations`` (schedule operations), ``wall_time_s``, ``std`` and ``extra`` (``scale``, ``seed``,
-    ``schedule_length``, ``grad_nfe`` = evaluations that also back-propagated through the network).
+    ``schedule_length``, ``grad_nfe`` = evaluations that also back-propagated through the network, and the rule's own
+    report, e.g. the CG residuals of proximal data consistency).
     """
-
-    #: whether the rule differentiates through the network (set by subclasses).
-    needs_grad: bool = False
 
     def __init__(
         self,
         prior,
-        num_steps: int | None = 100,
-        eta: float = 1.0,
-        resampling: Resampling | str = Resampling.NONE,
-        jump_length: int = 10,
-        resamplings: int = 1,
+        sampler: Sampler | None = None,
+        rule: ConditioningRule | None = None,
         num_samples: int = 1,
         phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
         final_data_consistency: bool = False,
-        clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,
         scale_percentile: float = 99.5,
     ) -> None:
         check_prior(prior)
         self.prior = prior
-        self.num_steps = None if num_steps is None else check_count("num_steps", num_steps)
-        if self.num_steps is not None and self.num_steps > prior.num_train_timesteps:
-            raise ValueError(f"num_steps={num_steps} exceeds the prior's num_train_timesteps={prior.num_train_timesteps}.")
-        if not (isinstance(eta, (int, float)) and eta >= 0):
-            raise ValueError(f"eta must be a number >= 0, got {eta!r}.")
-        self.eta = float(eta)
-        self.resampling = Resampling.parse(resampling, "resampling")
-        self.jump_length = check_count("jump_length", jump_length)
-        self.resamplings = check_count("resamplings", resamplings)
-        self.num_samples = check_count("num_samples", num_samples)
+        self.sampler = DDIMSampler() if sampler is None else sampler
+        if not isinstance(self.sampler, Sampler):
+            raise TypeError(f"sampler must be a Sampler (schedule, stepper, final_time); got {type(sampler).__name__}.")
+        if rule is not None and not isinstance(rule, ConditioningRule):
+            raise TypeError(f"rule must be a ConditioningRule (with bind) or None; got {type(rule).__name__}.")
+        self.rule = rule
+        self.num_samples = check_int("num_samples", num_samples)
         self.phase_mode = PhaseMode.parse(phase_mode, "phase_mode")
         self.final_data_consistency = bool(final_data_consistency)
-        self.clip_x0 = bool(clip_x0)
         if seed is not None and (isinstance(seed, bool) or not float(seed).is_integer()):
             raise ValueError(f"seed must be an integer or None, got {seed!r}.")
         self.seed = None if seed is None else int(seed)
@@ -262,135 +271,115 @@ class DiffusionSolver:
             raise ValueError(f"scale_percentile must be in (0, 100], got {scale_percentile!r}.")
         self.scale_percentile = float(scale_percentile)
         self.info = ReconInfo()
-        self.schedule()  # validate the resampling parameters now, not at the first call
+        self.schedule()  # validate the sampler against the prior now, not at the first call
 
-    # --- schedule --------------------------------------------------------------------------------------------
+    # --- what the sampler says for this prior ----------------------------------------------------------------------
     def timesteps(self) -> list[int]:
-        """The reverse-process timesteps (descending), before resampling."""
-        T = self.prior.num_train_timesteps
-        return ddpm_timesteps(T) if self.num_steps is None else ddim_timesteps(T, self.num_steps)
+        """The sampler's reverse-process timesteps (descending), before resampling."""
+        return self.sampler.timesteps(self.prior)
 
     def schedule(self) -> list[Op]:
         """The full list of schedule operations (see :mod:`.sampling`)."""
-        times = self.timesteps()
-        if self.resampling == Resampling.SHORT:
-            return repaint_schedule(times, self.jump_length, self.resamplings)
-        if self.resampling == Resampling.LONG:
-            n, j, r = len(times), self.jump_length, self.resamplings
-            if (r - 1) * j > n - 1:
-                raise ValueError(
-                    f"long-grained resampling with jump_length={j} and resamplings={r} needs (r-1)*j <= {n - 1} "
-                    f"(the schedule has {n} steps); lower jump_length or resamplings, or raise num_steps."
-                )
-            restarts = [times[n - k * j] for k in range(r - 1, 0, -1)]
-            return long_grained_schedule(times, restarts)
-        return repaint_schedule(times, 1, 1)
+        return self.sampler.schedule(self.prior)
 
-    def stepper(self) -> DDIMStepper:
-        # strided DDIM with η and all-T DDPM (η = 1 reproduces ancestral sampling) share one update rule.
-        return DDIMStepper(eta=self.eta, clip_x0=self.clip_x0)
+    def stepper(self):
+        return self.sampler.stepper(self.prior)
 
-    # --- the rule ----------------------------------------------------------------------------------------------
-    def _make_condition(
-        self, kspace: torch.Tensor, operator: LinearOperator, mapping: PriorMapping, generator: torch.Generator
-    ) -> ConditionFn | None:
-        """Return the conditioning rule for this call (``kspace``, ``operator``, ``mapping`` are already expanded to
-        the ``B·K`` batch). ``None`` samples unconditionally."""
-        raise NotImplementedError
-
-    def _describe(self) -> str:
-        """Solver parameters for error messages."""
-        return ""
-
-    def _extra_info(self) -> dict:
-        """Solver-specific entries of ``info.extra``."""
-        return {}
+    def describe(self) -> str:
+        """Sampler and rule parameters, for error messages and logs."""
+        parts = [getattr(self.sampler, "describe", lambda: type(self.sampler).__name__)()]
+        if self.rule is not None:
+            parts.append(getattr(self.rule, "describe", lambda: type(self.rule).__name__)())
+        return ", ".join(parts)
 
     # --- call ------------------------------------------------------------------------------------------------
-    def __call__(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex."""
-        start = time.perf_counter()
+    def _prepare(self, kspace: torch.Tensor, operator: LinearOperator) -> tuple[Measurement, torch.Tensor, PriorMapping]:
+        """Checks, mapping, RNG, ``B·K`` expansion and the initial noise of one call."""
         check_kspace(kspace, operator)
         check_operator_matches_prior(operator, self.prior)
         real_dtype = torch.float64 if kspace.dtype == torch.complex128 else torch.float32
         B, K = kspace.shape[0], self.num_samples
         mapping = PriorMapping.from_kspace(kspace, operator, self.prior.channels, self.phase_mode, self.scale_percentile)
         seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self._last_seed = seed
         generator = torch.Generator().manual_seed(seed)
-
-        if K > 1:
-            kspace_k = kspace.repeat_interleave(K, dim=0)
-            operator_k = expand_operator(operator, B, K)
-            mapping_k = mapping.expand(K)
-        else:
-            kspace_k, operator_k, mapping_k = kspace, operator, mapping
-        ops = self.schedule()
+        measurement = Measurement(
+            self.prior, self.sampler, self.schedule(), kspace.repeat_interleave(K, dim=0) if K > 1 else kspace,
+            expand_operator(operator, B, K), mapping.expand(K) if K > 1 else mapping, generator,
+        )
         shape = (B * K, self.prior.channels, *self.prior.image_size)
         x_init = torch.randn(shape, generator=generator, dtype=real_dtype).to(kspace.device)
-        condition = self._make_condition(kspace_k, operator_k, mapping_k, generator)
+        return measurement, x_init, mapping
+
+    def __call__(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex."""
+        start = time.perf_counter()
+        m, x_init, mapping = self._prepare(kspace, operator)
+        B, K = kspace.shape[0], self.num_samples
+        condition = self.rule.bind(m) if self.rule is not None else None
         try:
             x = sample_loop(
-                self.prior, ops, x_init, condition, self.stepper(), needs_grad=self.needs_grad and condition is not None,
-                generator=generator, progress=self.progress, desc=type(self).__name__,
+                self.prior, m.ops, x_init, condition, self.stepper(), generator=m.generator, progress=self.progress,
+                desc=type(self).__name__,
             )
         except GuidanceDivergedError:
             raise
         except NonFiniteIterateError as err:
             raise GuidanceDivergedError(
-                f"{type(self).__name__}: {err} ({self._describe()}); lower the guidance factor / step size."
+                f"{type(self).__name__}: {err} ({self.describe()}); lower the guidance factor / step size."
             ) from err
 
-        images = mapping_k.to_image(x.detach(), dtype=kspace.dtype)
+        final_t = self.sampler.final_time(self.prior)
+        if final_t >= 0:  # the schedule stops at a noise level: report the signal estimate (VE coordinates)
+            x = x / self.prior.abar(final_t, x).sqrt()
+        images = m.mapping.to_image(x.detach(), dtype=kspace.dtype)
         if self.final_data_consistency:
-            images = images + least_squares_correction(operator_k, kspace_k - operator_k.forward(images))
+            images = images + least_squares_correction(m.operator, m.kspace - m.operator.forward(images))
         if not bool(torch.isfinite(images).all()):
-            raise GuidanceDivergedError(f"{type(self).__name__} produced NaN/Inf ({self._describe()}).")
+            raise GuidanceDivergedError(f"{type(self).__name__} produced NaN/Inf ({self.describe()}).")
         images = images.reshape(B, K, *images.shape[1:])
         mean = images.mean(dim=1)
         spread = images.abs() if self.prior.channels == 1 else images
         std = spread.std(dim=1, unbiased=True).abs() if K > 1 else None
-        nfe = count_denoise(ops)
+        nfe = count_denoise(m.ops)
+        grad = bool(condition is not None and condition.needs_grad)
         self.info = ReconInfo(
             nfe=nfe,
-            iterations=len(ops),
+            iterations=len(m.ops),
             wall_time_s=time.perf_counter() - start,
             std=std,
             extra={
                 "scale": mapping.scale.reshape(-1).detach().cpu(),
-                "seed": seed,
+                "seed": self._last_seed,
                 "num_samples": K,
-                "schedule_length": len(ops),
-                "grad_nfe": nfe if (self.needs_grad and condition is not None) else 0,
-                **self._extra_info(),
+                "schedule_length": len(m.ops),
+                "grad_nfe": nfe if grad else 0,
+                **(self.rule.report() if self.rule is not None and hasattr(self.rule, "report") else {}),
             },
         )
         return mean
 
 
-def unconditional_reference(
-    solver: DiffusionSolver, kspace: torch.Tensor, operator: LinearOperator
-) -> torch.Tensor:
-    """What ``solver`` returns with the conditioning switched off (same seed, schedule, mapping): for tests and for
-    the ``g = 0`` reproducibility check. Shape ``(B, 1, H, W)`` complex (mean over the K samples)."""
-    real_dtype = torch.float64 if kspace.dtype == torch.complex128 else torch.float32
-    B, K = kspace.shape[0], solver.num_samples
-    mapping = PriorMapping.from_kspace(
-        kspace, operator, solver.prior.channels, solver.phase_mode, solver.scale_percentile
-    ).expand(K)
-    generator = torch.Generator().manual_seed(solver.seed if solver.seed is not None else 0)
-    shape = (B * K, solver.prior.channels, *solver.prior.image_size)
-    x_init = torch.randn(shape, generator=generator, dtype=real_dtype).to(kspace.device)
-    x = sample_loop(solver.prior, solver.schedule(), x_init, None, solver.stepper(), generator=generator, progress=False)
-    return mapping.to_image(x, dtype=kspace.dtype).reshape(B, K, 1, *solver.prior.image_size).mean(dim=1)
+def unconditional_reference(solver: DiffusionSolver, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
+    """What ``solver`` returns with the conditioning switched off (same seed, schedule, mapping, no final data
+    consistency): for tests and for the ``g = 0`` reproducibility check. ``(B, 1, H, W)`` complex (mean over K samples)."""
+    plain = DiffusionSolver(
+        solver.prior, solver.sampler, None, solver.num_samples, solver.phase_mode, False,
+        solver.seed if solver.seed is not None else 0, False, solver.scale_percentile,
+    )
+    return plain(kspace, operator)
 
 
 __all__ = [
+    "CGResult",
+    "ConditioningRule",
     "DiffusionSolver",
     "GuidanceDivergedError",
+    "Measurement",
     "Resampling",
-    "check_count",
     "check_operator_matches_prior",
     "check_prior",
+    "conjugate_gradient",
     "expand_operator",
     "least_squares_correction",
     "sampled_count",

@@ -133,12 +133,4 @@ class PriorMapping:
         return torch.cat([image.real, image.imag], dim=1) / self.scale
 
 
-def kspace_noise_std(x_shape: torch.Size) -> float:
-    """Per real/imaginary part std of ``F ε`` for real white ``ε`` of unit variance: ``sqrt(1/2)`` (orthonormal FFT).
-
-    This is the factor seed 000 found experimentally for forward-noising k-space directly (variance ``(1 - ᾱ_t)/2``).
-    """
-    return 0.5**0.5
-
-
-__all__ = ["PhaseMode", "PriorMapping", "calibration_window", "kspace_noise_std", "fft2c", "ifft2c"]
+__all__ = ["PhaseMode", "PriorMapping", "calibration_window", "fft2c", "ifft2c"]

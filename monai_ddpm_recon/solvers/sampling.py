@@ -4,15 +4,17 @@ A *schedule* is a list of operations on the diffusion time axis:
 
 - :class:`Denoise` ``(t, t_prev)``: one reverse step from ``t`` to ``t_prev < t`` (``t_prev = -1`` is the clean image);
 - :class:`Renoise` ``(t_from, t_to)``: forward-diffuse the iterate from ``t_from`` back up to ``t_to > t_from`` with
-  ``q(x_{t_to} | x_{t_from})`` (RePaint's "jump back", Lugmayr et al., 2022, and long-grained restarts, seed 000 §6).
+  ``q(x_{t_to} | x_{t_from})`` (RePaint's "jump back", Lugmayr et al., 2022, and long-grained restarts, Peer 2023 §6).
 
 Builders: :func:`ddpm_schedule` (all T ancestral steps), :func:`ddim_schedule` (strided), :func:`repaint_schedule`
 (short-grained resampling: each segment of ``jump_length`` steps is run ``resamplings`` times), and
 :func:`long_grained_schedule` (finish the reverse process, re-noise the result to a progressively smaller time, run again).
 
-At each :class:`Denoise` the loop asks the prior for ε, forms the Tweedie estimate x̂0, lets a *stepper* propose the
-unconditional ``x_{t_prev}`` and then lets the solver's *conditioning rule* turn the proposal into the conditioned
-iterate. Solvers differ only in the rule (and score-based samplers in their stepper).
+At each :class:`Denoise` the loop asks the prior for ε and forms the Tweedie estimate x̂0; a conditioning rule may
+replace x̂0 (:attr:`Conditioning.on_x0`: proximal data consistency, DDS / DiffPIR), a *stepper* proposes ``x_{t_prev}``
+from ``(x_t, ε, x̂0)``, and the rule may then move the proposal (:attr:`Conditioning.on_proposal`: loss guidance,
+frequency replacement, score data terms). A sampler (:mod:`.samplers`) owns the schedule and the stepper; a rule owns
+its data-consistency update; :class:`~.diffusion.DiffusionSolver` composes the two.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..priors.base import DiffusionPrior
+from ..utils.validation import check_int, check_unit_interval
+from .vp_ve import abar_at
 
 
 @dataclass(frozen=True)
@@ -42,10 +46,10 @@ class Renoise:
 Op = Denoise | Renoise
 
 
-def _check_count(name: str, value: int, minimum: int = 1) -> int:
-    if int(value) != value or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
+def draw_noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Standard normal noise shaped like ``like``, drawn on the CPU from ``generator`` (so a seed gives the same sample
+    on every device) and moved to ``like``'s device."""
+    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
 
 
 def _chain(times: Sequence[int]) -> list[Denoise]:
@@ -55,14 +59,14 @@ def _chain(times: Sequence[int]) -> list[Denoise]:
 
 def ddpm_timesteps(num_train_timesteps: int) -> list[int]:
     """All ``T`` timesteps ``T-1, …, 0``."""
-    return list(range(_check_count("num_train_timesteps", num_train_timesteps) - 1, -1, -1))
+    return list(range(check_int("num_train_timesteps", num_train_timesteps) - 1, -1, -1))
 
 
 def ddim_timesteps(num_train_timesteps: int, num_steps: int) -> list[int]:
     """``num_steps`` evenly spread timesteps from ``T - 1`` down to 0 (rounded ``linspace``, as MONAI 1.6's
     ``DDIMScheduler.set_timesteps``), so sampling starts at the noisiest level the prior was trained on."""
-    n = _check_count("num_steps", num_steps)
-    T = _check_count("num_train_timesteps", num_train_timesteps)
+    n = check_int("num_steps", num_steps)
+    T = check_int("num_train_timesteps", num_train_timesteps)
     if n > T:
         raise ValueError(f"num_steps={n} exceeds num_train_timesteps={T}.")
     if n == 1:
@@ -79,10 +83,10 @@ def ddim_schedule(num_train_timesteps: int, num_steps: int) -> list[Op]:
 
 
 def repaint_schedule(timesteps: Sequence[int], jump_length: int, resamplings: int) -> list[Op]:
-    """Short-grained resampling (seed 000, after Lugmayr et al.): every segment of ``jump_length`` reverse steps is run,
+    """Short-grained resampling (Peer 2023, after Lugmayr et al.): every segment of ``jump_length`` reverse steps is run,
     re-noised back to its start, and run again, ``resamplings`` times in all. ``resamplings = 1`` is plain sampling."""
-    j = _check_count("jump_length", jump_length)
-    r = _check_count("resamplings", resamplings)
+    j = check_int("jump_length", jump_length)
+    r = check_int("resamplings", resamplings)
     times = [int(t) for t in timesteps] + [-1]
     ops: list[Op] = []
     for start in range(0, len(times) - 1, j):
@@ -96,7 +100,7 @@ def repaint_schedule(timesteps: Sequence[int], jump_length: int, resamplings: in
 
 
 def long_grained_schedule(timesteps: Sequence[int], restart_times: Sequence[int]) -> list[Op]:
-    """Long-grained resampling (seed 000): run the whole reverse process, then for each ``t_r`` in ``restart_times``
+    """Long-grained resampling (Peer 2023): run the whole reverse process, then for each ``t_r`` in ``restart_times``
     (strictly decreasing) re-noise the clean result to ``t_r`` with the forward process and run the reverse process from
     there again, over the timesteps ``<= t_r``."""
     times = [int(t) for t in timesteps]
@@ -124,16 +128,8 @@ def renoise(
     """Sample ``q(x_{t_to} | x_{t_from}) = N(sqrt(ᾱ_to/ᾱ_from) x, (1 - ᾱ_to/ᾱ_from) I)`` (``t_from = -1``: ᾱ = 1)."""
     if not t_to > t_from:
         raise ValueError(f"renoise needs t_to > t_from, got t_from={t_from}, t_to={t_to}.")
-    a_from = _abar(prior, t_from, x)
-    ratio = _abar(prior, t_to, x) / a_from
-    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device="cpu").to(x.device)
-    return ratio.sqrt() * x + (1 - ratio).sqrt() * noise
-
-
-def _abar(prior: DiffusionPrior, t: int, like: torch.Tensor) -> torch.Tensor:
-    if t < 0:
-        return torch.ones((1, 1, 1, 1), dtype=like.dtype, device=like.device)
-    return prior.abar(t, like)
+    ratio = abar_at(prior, t_to, x) / abar_at(prior, t_from, x)
+    return ratio.sqrt() * x + (1 - ratio).sqrt() * draw_noise(x, generator)
 
 
 class Stepper(Protocol):
@@ -155,29 +151,57 @@ class DDIMStepper:
     ``η = 0`` is deterministic DDIM. Matches MONAI's ``DDIMScheduler.step`` / ``DDPMScheduler.step`` (tested).
 
     Args:
-        eta: stochasticity η >= 0.
-        clip_x0: clip x̂0 to [-1, 1] (as MONAI's schedulers do by default) before the update; ε is then recomputed
-            from the clipped x̂0 so the update stays consistent.
+        eta: stochasticity η in [0, 1].
+        clip_x0: clip x̂0 to [-1, 1] (as MONAI's schedulers do by default) before the update; ε absorbs the clipped
+            amount (``ε ← ε − sqrt(ᾱ_t/(1-ᾱ_t)) (clip(x̂0) − x̂0)``), which for the Tweedie x̂0 is MONAI's "ε recomputed
+            from the clipped x̂0", and which leaves a rule's correction of x̂0 (DDS) in the update.
     """
 
     def __init__(self, eta: float = 0.0, clip_x0: bool = True) -> None:
-        if not eta >= 0:
-            raise ValueError(f"eta must be >= 0, got {eta!r}.")
-        self.eta = float(eta)
+        self.eta = check_unit_interval("eta", eta)
         self.clip_x0 = bool(clip_x0)
 
     def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
-        a_t = _abar(prior, t, x_t)
-        a_prev = _abar(prior, t_prev, x_t)
+        a_t = abar_at(prior, t, x_t)
+        a_prev = abar_at(prior, t_prev, x_t)
         if self.clip_x0:
-            x0 = x0.clamp(-1, 1)
-            eps = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+            clipped = x0.clamp(-1, 1)
+            eps = eps - (a_t / (1 - a_t)).sqrt() * (clipped - x0)
+            x0 = clipped
         sigma = self.eta * ((1 - a_prev) / (1 - a_t)).sqrt() * (1 - a_t / a_prev).sqrt()
         mean = a_prev.sqrt() * x0 + (1 - a_prev - sigma**2).clamp_min(0).sqrt() * eps
         if self.eta > 0 and t_prev >= 0:
-            noise = torch.randn(x_t.shape, generator=generator, dtype=x_t.dtype, device="cpu").to(x_t.device)
-            return mean + sigma * noise
+            return mean + sigma * draw_noise(x_t, generator)
         return mean
+
+
+class DiffPIRStepper:
+    """DiffPIR's re-noising step (Zhu et al., CVPR 2023, Alg. 1) from a (data-corrected) x̂0:
+
+    ``ε̂ = (x_t − sqrt(ᾱ_t) x̂0) / sqrt(1 − ᾱ_t)``, ``x_{t'} = sqrt(ᾱ_{t'}) x̂0 + sqrt(1 − ᾱ_{t'}) (sqrt(1 − ζ) ε̂ + sqrt(ζ) z)``.
+
+    ``ζ = 1`` re-noises with fresh noise only; ``ζ = 0`` is deterministic (DDIM η = 0 with the effective ε̂).
+
+    Args:
+        zeta: ζ in [0, 1].
+        clip_x0: clip x̂0 to [-1, 1] before the update.
+    """
+
+    def __init__(self, zeta: float = 1.0, clip_x0: bool = True) -> None:
+        self.zeta = check_unit_interval("zeta", zeta)
+        self.clip_x0 = bool(clip_x0)
+
+    def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
+        if self.clip_x0:
+            x0 = x0.clamp(-1, 1)
+        if t_prev < 0:
+            return x0
+        a_t = abar_at(prior, t, x_t)
+        a_prev = abar_at(prior, t_prev, x_t)
+        eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        noise = draw_noise(x_t, generator) if self.zeta > 0 else torch.zeros_like(x_t)
+        mix = (1 - self.zeta) ** 0.5 * eps_hat + self.zeta**0.5 * noise
+        return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mix
 
 
 @dataclass
@@ -188,7 +212,7 @@ class StepContext:
         x_t: iterate at time ``t`` ``(N, channels, H, W)``; requires grad when the rule asked for it.
         t, t_prev: the step's times (``t_prev = -1``: clean image).
         eps, x0: the prior's ε and Tweedie x̂0 at ``(x_t, t)`` (functions of ``x_t`` in the autograd graph if grad is on).
-        x_prev: the stepper's unconditional proposal for ``x_{t_prev}`` (detached).
+        x_prev: the stepper's proposal for ``x_{t_prev}`` (detached); ``None`` while ``on_x0`` runs.
         index: position of this step in the schedule's reverse steps.
         generator: the sampling RNG (for rules that add noise).
     """
@@ -198,12 +222,27 @@ class StepContext:
     t_prev: int
     eps: torch.Tensor
     x0: torch.Tensor
-    x_prev: torch.Tensor
+    x_prev: torch.Tensor | None
     index: int
     generator: torch.Generator | None
 
 
 ConditionFn = Callable[[StepContext], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Conditioning:
+    """A conditioning rule bound to one problem: where it acts in each reverse step.
+
+    Attributes:
+        on_x0: ``ctx -> x̂0'`` replaces the Tweedie estimate before the stepper (proximal data consistency).
+        on_proposal: ``ctx -> x_{t_prev}`` replaces the stepper's proposal (guidance, replacement, score data terms).
+        needs_grad: evaluate the prior with autograd on ``x_t`` (for gradients through x̂0, DPS).
+    """
+
+    on_x0: ConditionFn | None = None
+    on_proposal: ConditionFn | None = None
+    needs_grad: bool = False
 
 
 class NonFiniteIterateError(FloatingPointError):
@@ -214,7 +253,7 @@ def sample_loop(
     prior: DiffusionPrior,
     ops: Sequence[Op],
     x_init: torch.Tensor,
-    condition: ConditionFn | None = None,
+    condition: Conditioning | ConditionFn | None = None,
     stepper: Stepper | None = None,
     needs_grad: bool = False,
     generator: torch.Generator | None = None,
@@ -227,9 +266,10 @@ def sample_loop(
         prior: the diffusion prior (ε-prediction).
         ops: schedule from one of the builders above.
         x_init: ``(N, channels, H, W)`` real.
-        condition: the solver's rule ``ctx -> conditioned x_prev``; ``None`` samples unconditionally.
+        condition: a bound rule (:class:`Conditioning`), a plain ``ctx -> conditioned x_prev`` callable (acting on the
+            proposal), or ``None`` (unconditional sampling).
         stepper: proposal update (default :class:`DDIMStepper` with η = 0).
-        needs_grad: evaluate the prior with autograd on ``x_t`` (for gradients through x̂0).
+        needs_grad: evaluate the prior with autograd on ``x_t`` (also switched on by ``condition.needs_grad``).
         generator: RNG for all noise drawn by the loop (noise is drawn on CPU, so results match across devices).
         progress: show a tqdm bar.
 
@@ -237,6 +277,10 @@ def sample_loop(
         NonFiniteIterateError: naming the step and time when the iterate becomes NaN/Inf.
     """
     stepper = stepper or DDIMStepper()
+    if condition is not None and not isinstance(condition, Conditioning):
+        condition = Conditioning(on_proposal=condition)
+    condition = condition or Conditioning()
+    needs_grad = bool(needs_grad or condition.needs_grad)
     x = x_init
     index = 0
     bar = tqdm(ops, desc=desc, disable=not progress, leave=False)
@@ -249,9 +293,12 @@ def sample_loop(
             eps = prior.eps(x_t, op.t)
             a_t = prior.abar(op.t, x_t)
             x0 = (x_t - (1 - a_t).sqrt() * eps) / a_t.sqrt()
-        x_prev = stepper(prior, x_t.detach(), op.t, op.t_prev, eps.detach(), x0.detach(), generator)
-        if condition is not None:
-            x_prev = condition(StepContext(x_t, op.t, op.t_prev, eps, x0, x_prev, index, generator))
+        x0_step = x0.detach()
+        if condition.on_x0 is not None:
+            x0_step = condition.on_x0(StepContext(x_t, op.t, op.t_prev, eps, x0, None, index, generator)).detach()
+        x_prev = stepper(prior, x_t.detach(), op.t, op.t_prev, eps.detach(), x0_step, generator)
+        if condition.on_proposal is not None:
+            x_prev = condition.on_proposal(StepContext(x_t, op.t, op.t_prev, eps, x0, x_prev, index, generator))
         x = x_prev.detach()
         if not bool(torch.isfinite(x).all()):
             raise NonFiniteIterateError(f"the sampling iterate became NaN/Inf at step {index} (t={op.t} -> {op.t_prev}).")

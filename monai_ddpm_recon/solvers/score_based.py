@@ -1,6 +1,6 @@
 """Score-based samplers on the DDPM prior: guided annealed Langevin dynamics and guided SBIM with a Langevin corrector.
 
-Seed 001 (slides 17–19, 55, 63–69). Both samplers work in VE coordinates on the VP prior through :mod:`.vp_ve`
+After Dimos, "Compressed Sensing MRI using Score-based Implicit Model" (NTUA thesis, 2022, slides, 17–19, 55, 63–69). Both samplers work in VE coordinates on the VP prior through :mod:`.vp_ve`
 (``x^VE = x^VP / sqrt(ᾱ_t)``, ``σ_t = sqrt(1/ᾱ_t - 1)``, ``s(x^VE, σ_t) = -ε(sqrt(ᾱ_t) x^VE, t) / σ_t``) and run on the
 shared :func:`~.sampling.sample_loop`, whose iterate stays in VP coordinates; a :class:`~.sampling.Denoise` op
 ``(t, t_prev)`` is one network evaluation at level ``t`` whose result is expressed at ``t_prev`` (``t_prev == t`` is a
@@ -58,12 +58,12 @@ from collections.abc import Sequence
 import torch
 
 from ..operators.base import LinearOperator
-from ..priors.base import DiffusionPrior
+from ..priors.base import DiffusionPrior, Prior
 from ..utils.enums import StrEnum
-from ..utils.validation import check_positive
-from .diffusion import DiffusionSolver, check_prior
+from ..utils.validation import check_int, check_positive
+from .diffusion import DiffusionSolver, Measurement
 from .mapping import PhaseMode, PriorMapping
-from .sampling import Denoise, StepContext, ddim_timesteps
+from .sampling import Conditioning, Denoise, StepContext, ddim_timesteps, draw_noise
 from .vp_ve import abar_at, check_timesteps, geometric_timesteps, sigma_at, ve_score_from_eps
 
 
@@ -87,11 +87,6 @@ class LevelSpacing(StrEnum):
 
     LINEAR = "linear"
     GEOMETRIC = "geometric"
-
-
-def _noise(like: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    # drawn on CPU, as the sampling loop does, so a seed gives the same sample on every device
-    return torch.randn(like.shape, generator=generator, dtype=like.dtype, device="cpu").to(like.device)
 
 
 def check_epsilon(epsilon: float) -> float:
@@ -134,7 +129,7 @@ class LangevinStepper:
         a_t = abar_at(prior, t, x_t)
         sigma = sigma_at(prior, t, x_t)
         alpha = self.step_size(sigma)
-        x_ve = x_t / a_t.sqrt() + (alpha / 2) * ve_score_from_eps(eps, sigma) + alpha.sqrt() * _noise(x_t, generator)
+        x_ve = x_t / a_t.sqrt() + (alpha / 2) * ve_score_from_eps(eps, sigma) + alpha.sqrt() * draw_noise(x_t, generator)
         return x_ve * abar_at(prior, t_prev, x_t).sqrt()
 
 
@@ -190,7 +185,7 @@ class SBIMStepper:
 def langevin_schedule(timesteps: Sequence[int], steps_per_level: int) -> list[Denoise]:
     """``steps_per_level`` Langevin steps at each level; the last step of a level hands over to the next level
     (``t_prev`` = next timestep, ``-1`` after the last). ``len = L·M`` network evaluations."""
-    m = _check_int("steps_per_level", steps_per_level, 1)
+    m = check_int("steps_per_level", steps_per_level, 1)
     times = [int(t) for t in timesteps]
     ops: list[Denoise] = []
     for i, t in enumerate(times):
@@ -202,7 +197,7 @@ def langevin_schedule(timesteps: Sequence[int], steps_per_level: int) -> list[De
 def sbim_schedule(timesteps: Sequence[int], corrector_steps: int = 0, final_denoise: bool = True) -> list[Denoise]:
     """Slide 69: a predictor step ``t_k → t_{k-1}`` followed by ``corrector_steps`` Langevin steps at ``t_{k-1}``, and
     the final denoising step ``t_0 → -1``. ``(N)(1 + M) + 1`` network evaluations for ``N + 1`` timesteps."""
-    m = _check_int("corrector_steps", corrector_steps, 0)
+    m = check_int("corrector_steps", corrector_steps, 0)
     times = [int(t) for t in timesteps]
     ops: list[Denoise] = []
     for t, tp in zip(times, times[1:]):
@@ -211,12 +206,6 @@ def sbim_schedule(timesteps: Sequence[int], corrector_steps: int = 0, final_deno
     if final_denoise:
         ops.append(Denoise(times[-1], -1))
     return ops
-
-
-def _check_int(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return int(value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -271,108 +260,172 @@ class DataTerm:
         return self.data_weight * s_norm / d_norm.clamp_min(torch.finfo(d.dtype).tiny) * d
 
 
-class GuidanceRule:
-    """Conditioning rule for :func:`~.sampling.sample_loop`: adds ``coefficient · g(x_t)`` (in VE coordinates, at the
-    step's input ``x_t``, as in slides 55 and 69) to the stepper's unconditional proposal.
+class ScoreDataTerm:
+    """Conditioning rule of the score-based samplers: adds ``coefficient · g(x_t)`` (in VE coordinates, at the step's
+    input ``x_t``, as in slides 55 and 69) to the stepper's unconditional proposal; ``coefficient`` is the sampler's
+    stepper's ``gradient_coefficient`` (α/2 for Langevin steps, ``c_t (σ_t − σ_{t'})`` for SBIM predictor steps).
 
     Args:
-        prior, stepper, data: the prior, the stepper whose ``gradient_coefficient`` weights the data term, the data term.
-        final_index, final_t: when the schedule does not end at the clean image (SBIM without the final denoising
-            step ends at ``t_0 >= 0``), the result of op ``final_index`` is mapped to VE coordinates
-            (``/ sqrt(ᾱ_{t_0})``) so that, as for every schedule, the loop returns the image estimate.
+        sigma_y: k-space noise std in normalised units (> 0; ``inf`` = unconditional).
+        data_gradient: :class:`DataGradient` (``annealed`` default, ``likelihood``, ``normalized``).
+        data_weight: λ of ``normalized``.
     """
 
-    def __init__(self, prior: DiffusionPrior, stepper: LangevinStepper | SBIMStepper, data: DataTerm,
-                 final_index: int = -1, final_t: int = -1) -> None:
-        self.prior = prior
-        self.stepper = stepper
-        self.data = data
-        self.final_index = int(final_index)
-        self.final_t = int(final_t)
-
-    def __call__(self, ctx: StepContext) -> torch.Tensor:
-        out = ctx.x_prev
-        unguided = self.data.mode != DataGradient.NORMALIZED and self.data.sigma_y == float("inf")
-        coef = None if unguided else self.stepper.gradient_coefficient(self.prior, ctx.t, ctx.t_prev, ctx.x_prev)
-        if coef is not None and bool((coef != 0).any()):
-            x_t = ctx.x_t.detach()
-            sigma = sigma_at(self.prior, ctx.t, x_t)
-            x_ve = x_t / abar_at(self.prior, ctx.t, x_t).sqrt()
-            g = self.data(x_ve, ve_score_from_eps(ctx.eps.detach(), sigma), sigma)
-            out = out + abar_at(self.prior, ctx.t_prev, x_t).sqrt() * coef * g
-        if ctx.index == self.final_index and self.final_t >= 0:
-            out = out / abar_at(self.prior, self.final_t, out).sqrt()
-        return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# solvers
-# ---------------------------------------------------------------------------------------------------------------
-class _ScoreBasedSolver(DiffusionSolver):
-    """What both samplers add to :class:`~.diffusion.DiffusionSolver` (which owns validation, the prior mapping,
-    ``num_samples`` batching, seeding, timing, NFE and divergence errors): their parameters, schedule, stepper and
-    the guidance rule."""
-
-    def __init__(self, prior, sigma_y: float, data_gradient: DataGradient | str, data_weight: float, epsilon: float,
-                 num_samples: int, phase_mode: PhaseMode | str, final_data_consistency: bool, seed: int | None,
-                 progress: bool) -> None:
+    def __init__(self, sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
+                 data_weight: float = 1.0) -> None:
         self.sigma_y = check_sigma_y(sigma_y)
         self.data_gradient = DataGradient.parse(data_gradient, "data_gradient")
         self.data_weight = check_positive("data_weight", data_weight)
+
+    def describe(self) -> str:
+        return (f"sigma_y={self.sigma_y:g}, data_gradient={self.data_gradient.value}; reduce epsilon, or use "
+                "data_gradient='annealed'/'normalized'")
+
+    def report(self) -> dict:
+        return {"data_gradient": self.data_gradient.value, "sigma_y": self.sigma_y}
+
+    def bind(self, m: Measurement) -> Conditioning:
+        data = DataTerm(m.operator, m.kspace, m.mapping, self.data_gradient, self.sigma_y, self.data_weight)
+        stepper, prior = m.sampler.stepper(m.prior), m.prior
+        if data.mode != DataGradient.NORMALIZED and data.sigma_y == float("inf"):
+            return Conditioning()
+
+        def rule(ctx: StepContext) -> torch.Tensor:
+            coef = stepper.gradient_coefficient(prior, ctx.t, ctx.t_prev, ctx.x_prev)
+            if not bool((coef != 0).any()):
+                return ctx.x_prev
+            x_t = ctx.x_t.detach()
+            sigma = sigma_at(prior, ctx.t, x_t)
+            x_ve = x_t / abar_at(prior, ctx.t, x_t).sqrt()
+            g = data(x_ve, ve_score_from_eps(ctx.eps.detach(), sigma), sigma)
+            return ctx.x_prev + abar_at(prior, ctx.t_prev, x_t).sqrt() * coef * g
+
+        return Conditioning(on_proposal=rule)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# samplers and presets
+# ---------------------------------------------------------------------------------------------------------------
+def _sigma_min(prior: Prior, levels: list[int]) -> float:
+    return float(sigma_at(prior, levels[-1], torch.zeros((), dtype=torch.float64)))
+
+
+class LangevinSampler:
+    """Annealed Langevin dynamics (Song & Ermon, NeurIPS 2019): ``steps_per_level`` steps at each noise level.
+
+    Args:
+        num_levels: number of noise levels L (spread over ``[0, T-1]`` by ``level_spacing``); ignored if ``timesteps``.
+        steps_per_level: M >= 1.
+        epsilon: ε > 0 (see :class:`AnnealedLangevinSolver`).
+        level_spacing: :class:`LevelSpacing`.
+        timesteps: explicit strictly decreasing noise-level subset (DDPM timesteps).
+    """
+
+    def __init__(self, num_levels: int = 50, steps_per_level: int = 3, epsilon: float = 1e-4,
+                 level_spacing: LevelSpacing | str = LevelSpacing.GEOMETRIC,
+                 timesteps: Sequence[int] | None = None) -> None:
+        self.num_levels = check_int("num_levels", num_levels)
+        self.steps_per_level = check_int("steps_per_level", steps_per_level)
         self.epsilon = check_epsilon(epsilon)
-        # the schedule is ours (timesteps / schedule / stepper overridden): DDIM's η, clipping and resampling unused
-        super().__init__(prior, num_steps=None, eta=0.0, num_samples=num_samples, phase_mode=phase_mode,
-                         final_data_consistency=final_data_consistency, clip_x0=False, seed=seed, progress=progress)
+        self.level_spacing = LevelSpacing.parse(level_spacing, "level_spacing")
+        self.explicit = None if timesteps is None else list(timesteps)
 
-    # subclasses: the noise levels, the stepper, the ops and the time the last op leaves the iterate at
-    def timesteps(self) -> list[int]:
-        return list(self.levels)
+    def timesteps(self, prior: Prior) -> list[int]:
+        T = prior.num_train_timesteps
+        times = self.explicit
+        if times is None:
+            n = self.num_levels
+            times = ddim_timesteps(T, n) if self.level_spacing == LevelSpacing.LINEAR else geometric_timesteps(prior, n)
+        return check_timesteps("timesteps", times, T)
 
-    def stepper(self) -> LangevinStepper | SBIMStepper:
-        raise NotImplementedError
+    def schedule(self, prior: Prior) -> list[Denoise]:
+        return langevin_schedule(self.timesteps(prior), self.steps_per_level)
 
-    def final_time(self) -> int:
+    def stepper(self, prior: Prior) -> LangevinStepper:
+        return LangevinStepper(self.epsilon, _sigma_min(prior, self.timesteps(prior)))
+
+    def final_time(self, prior: Prior) -> int:
         return -1
 
-    def _describe(self) -> str:
-        return (f"epsilon={self.epsilon:g}, sigma_y={self.sigma_y:g}, data_gradient={self.data_gradient.value}; reduce "
-                "epsilon, or use data_gradient='annealed'/'normalized'")
+    def describe(self) -> str:
+        return f"Langevin(levels={self.num_levels}, steps_per_level={self.steps_per_level}, epsilon={self.epsilon:g})"
 
-    def _make_condition(self, kspace, operator, mapping, generator) -> GuidanceRule:
-        data = DataTerm(operator, kspace, mapping, self.data_gradient, self.sigma_y, self.data_weight)
-        return GuidanceRule(self.prior, self.stepper(), data, len(self.schedule()) - 1, self.final_time())
+
+class SBIMSampler:
+    """Score-based implicit model (slide 69): predictor steps with optional Langevin corrector and final denoising step.
+
+    Args:
+        num_steps: number of noise levels (timesteps spread as DDIM's); ignored if ``timesteps`` is given.
+        corrector_steps: M >= 0 Langevin corrector steps after each predictor step.
+        epsilon: ε > 0 of the corrector.
+        predictor: :class:`Predictor` (``ddim`` default, ``slides`` literal).
+        final_denoise: apply the final (unguided) denoising step ``x_0 + σ_0² s(x_0, σ_0)``.
+        timesteps: explicit strictly decreasing timesteps ``t_N > … > t_0``.
+    """
+
+    def __init__(self, num_steps: int = 50, corrector_steps: int = 0, epsilon: float = 1e-4,
+                 predictor: Predictor | str = Predictor.DDIM, final_denoise: bool = True,
+                 timesteps: Sequence[int] | None = None) -> None:
+        self.num_steps = check_int("num_steps", num_steps)
+        self.corrector_steps = check_int("corrector_steps", corrector_steps, 0)
+        self.epsilon = check_epsilon(epsilon)
+        self.predictor = Predictor.parse(predictor, "predictor")
+        self.final_denoise = bool(final_denoise)
+        self.explicit = None if timesteps is None else list(timesteps)
+
+    def timesteps(self, prior: Prior) -> list[int]:
+        T = prior.num_train_timesteps
+        times = check_timesteps("timesteps", self.explicit if self.explicit is not None else ddim_timesteps(T, self.num_steps), T)
+        if len(times) < 2 and not self.final_denoise:
+            raise ValueError("SBIM needs at least 2 timesteps (num_steps >= 2) when final_denoise=False.")
+        return times
+
+    def schedule(self, prior: Prior) -> list[Denoise]:
+        return sbim_schedule(self.timesteps(prior), self.corrector_steps, self.final_denoise)
+
+    def stepper(self, prior: Prior) -> SBIMStepper:
+        return SBIMStepper(self.predictor, self.epsilon, _sigma_min(prior, self.timesteps(prior)))
+
+    def final_time(self, prior: Prior) -> int:
+        return -1 if self.final_denoise else self.timesteps(prior)[-1]
+
+    def describe(self) -> str:
+        return (f"SBIM(steps={self.num_steps}, corrector_steps={self.corrector_steps}, epsilon={self.epsilon:g}, "
+                f"predictor={self.predictor.value})")
+
+
+class _ScoreBasedPreset(DiffusionSolver):
+    """Report the noise levels and the data term in ``info.extra`` (shared by both presets)."""
 
     def __call__(self, kspace: torch.Tensor, operator: LinearOperator) -> torch.Tensor:
-        """Reconstruct ``(B, 1, H, W)`` complex images from ``kspace`` ``(B, C, H, W)`` complex (see
-        :class:`~.diffusion.DiffusionSolver`); ``info.extra`` also holds the noise levels and data-term settings."""
         image = super().__call__(kspace, operator)
-        self.info.extra.update(timesteps=self.timesteps(), data_gradient=self.data_gradient.value,
-                               sigma_y=self.sigma_y, epsilon=self.epsilon)
+        self.info.extra.update(timesteps=self.timesteps(), epsilon=self.sampler.epsilon)
         return image
 
+    @property
+    def epsilon(self) -> float:
+        return self.sampler.epsilon
 
-class AnnealedLangevinSolver(_ScoreBasedSolver):
-    """Guided annealed Langevin dynamics (Jalal et al., NeurIPS 2021; seed 001 slides 19 and 55) on a DDPM prior.
+
+class AnnealedLangevinSolver(_ScoreBasedPreset):
+    """Preset: guided annealed Langevin dynamics (Jalal et al., NeurIPS 2021; slides 19 and 55) on a DDPM prior.
 
     ``x ← x + (α_i/2)(s(x, σ_i) + g(x, σ_i)) + sqrt(α_i) z`` with ``α_i = ε σ_i²/σ_L²``, ``M`` steps per level, in VE
-    coordinates via :mod:`.vp_ve`; ``g`` is the data term of :class:`DataGradient` (module docstring). Returns the last
-    iterate (no final denoising step, as Jalal et al.). ``L·M`` network evaluations.
+    coordinates via :mod:`.vp_ve`; ``g`` is the data term of :class:`DataGradient` (module docstring). ``L·M`` network
+    evaluations. A :class:`LangevinSampler` with the :class:`ScoreDataTerm` rule.
 
     Args:
         prior: ε-prediction prior (its image size must match the operator).
-        num_levels: number of noise levels L (spread over ``[0, T-1]`` by ``level_spacing``); ignored if ``timesteps``.
-        steps_per_level: M >= 1.
+        num_levels, steps_per_level, level_spacing, timesteps: see :class:`LangevinSampler`.
         epsilon: ε > 0; the step at the smallest level is ε itself. The default 1e-4 is ``σ_0²`` of the linear
             1000-step schedule (``ε/σ_L² = 1``: each step removes half of the excess noise at its level). The chain
             must anneal fast enough: ``(1 - ε/(2σ_L²))^M`` has to beat the level ratio ``σ_i/σ_{i+1}``; too small an ε
             leaves noise in the result (measured with the demo prior, 33 levels × 3 steps, R = 8: ε = 5e-5 diverged
             to -9 dB PSNR, ε = 1e-4 gave 20.2 dB), too large (``ε/σ_L² ≳ 2``) is unstable.
-        sigma_y: k-space noise std in normalised units (> 0; ``inf`` = unconditional).
-        data_gradient: ``annealed`` (default), ``likelihood`` or ``normalized``.
-        data_weight: λ of ``normalized``.
-        level_spacing: ``geometric`` in σ (NCSN, default) or ``linear`` in t.
-        timesteps: explicit strictly decreasing noise-level subset (DDPM timesteps); σ_L is σ of the last one.
-        num_samples, phase_mode, final_data_consistency, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
+        sigma_y, data_gradient, data_weight: see :class:`ScoreDataTerm`.
+        final_data_consistency: make the result consistent with the measured k-space (default ``True``: without it the
+            sampler fell below zero-filled on benchmark cases).
+        num_samples, phase_mode, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
 
     Raises:
         ValueError: σ_y <= 0, ε <= 0, an empty noise-level subset, bad counts.
@@ -383,45 +436,28 @@ class AnnealedLangevinSolver(_ScoreBasedSolver):
                  sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
                  data_weight: float = 1.0, level_spacing: LevelSpacing | str = LevelSpacing.GEOMETRIC,
                  timesteps: Sequence[int] | None = None, num_samples: int = 1,
-                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = False,
+                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = True,
                  seed: int | None = 0, progress: bool = True) -> None:
-        check_prior(prior)
-        self.steps_per_level = _check_int("steps_per_level", steps_per_level, 1)
-        self.level_spacing = LevelSpacing.parse(level_spacing, "level_spacing")
-        T = prior.num_train_timesteps
-        if timesteps is None:
-            n = _check_int("num_levels", num_levels, 1)
-            timesteps = ddim_timesteps(T, n) if self.level_spacing == LevelSpacing.LINEAR else geometric_timesteps(prior, n)
-        self.levels = check_timesteps("timesteps", timesteps, T)
-        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, num_samples, phase_mode,
+        super().__init__(prior, LangevinSampler(num_levels, steps_per_level, epsilon, level_spacing, timesteps),
+                         ScoreDataTerm(sigma_y, data_gradient, data_weight), num_samples, phase_mode,
                          final_data_consistency, seed, progress)
 
-    def stepper(self) -> LangevinStepper:
-        like = torch.zeros((), dtype=torch.float64)
-        return LangevinStepper(self.epsilon, float(sigma_at(self.prior, self.levels[-1], like)))
 
-    def schedule(self) -> list[Denoise]:
-        return langevin_schedule(self.levels, self.steps_per_level)
-
-
-class SBIMSolver(_ScoreBasedSolver):
-    """Guided Score-based Implicit Model with optional Langevin corrector and final denoising step (seed 001 slide 69).
+class SBIMSolver(_ScoreBasedPreset):
+    """Preset: guided Score-based Implicit Model with optional Langevin corrector and final denoising step (slide 69).
 
     Predictor ``x_{t-1} = x_t + c_t (σ_t - σ_{t-1})(s(x_t) + g(x_t))`` (``c_t = σ_t`` for ``predictor="ddim"``, the
     exact DDIM η=0 step; ``σ_t/sqrt(1+σ_t²)`` for ``"slides"``, see the module docstring), then ``corrector_steps``
     Langevin steps ``x ← x + (α/2)(s + g) + sqrt(α) z`` at the new level with ``α = ε σ²/σ_L²``, and finally
-    ``x_0 + σ_0² s(x_0, σ_0)``. ``N(1 + M) + 1`` network evaluations for ``N + 1`` timesteps (``num_steps = N + 1``).
+    ``x_0 + σ_0² s(x_0, σ_0)``. ``N(1 + M) + 1`` network evaluations for ``N + 1`` timesteps. An :class:`SBIMSampler`
+    with the :class:`ScoreDataTerm` rule.
 
     Args:
         prior: ε-prediction prior.
-        num_steps: number of noise levels (timesteps spread as DDIM's); ignored if ``timesteps`` is given.
-        corrector_steps: M >= 0 Langevin corrector steps after each predictor step.
-        epsilon: ε > 0 of the corrector.
-        sigma_y, data_gradient, data_weight: as :class:`AnnealedLangevinSolver`.
-        predictor: :class:`Predictor` (``ddim`` default, ``slides`` literal).
-        final_denoise: apply the final (unguided) denoising step ``x_0 + σ_0² s(x_0, σ_0)``.
-        timesteps: explicit strictly decreasing timesteps ``t_N > … > t_0``.
-        num_samples, phase_mode, final_data_consistency, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
+        num_steps, corrector_steps, epsilon, predictor, final_denoise, timesteps: see :class:`SBIMSampler`.
+        sigma_y, data_gradient, data_weight: see :class:`ScoreDataTerm`.
+        final_data_consistency: as :class:`AnnealedLangevinSolver` (default ``True``).
+        num_samples, phase_mode, seed, progress: see :class:`~.diffusion.DiffusionSolver`.
 
     Raises:
         ValueError: σ_y <= 0, ε <= 0, an empty noise-level subset, bad counts.
@@ -432,43 +468,25 @@ class SBIMSolver(_ScoreBasedSolver):
                  sigma_y: float = 0.01, data_gradient: DataGradient | str = DataGradient.ANNEALED,
                  data_weight: float = 1.0, predictor: Predictor | str = Predictor.DDIM, final_denoise: bool = True,
                  timesteps: Sequence[int] | None = None, num_samples: int = 1,
-                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = False,
+                 phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = True,
                  seed: int | None = 0, progress: bool = True) -> None:
-        check_prior(prior)
-        self.corrector_steps = _check_int("corrector_steps", corrector_steps, 0)
-        self.predictor = Predictor.parse(predictor, "predictor")
-        self.final_denoise = bool(final_denoise)
-        T = prior.num_train_timesteps
-        if timesteps is None:
-            timesteps = ddim_timesteps(T, _check_int("num_steps", num_steps, 1))
-        self.levels = check_timesteps("timesteps", timesteps, T)
-        if len(self.levels) < 2 and not self.final_denoise:
-            raise ValueError("SBIMSolver needs at least 2 timesteps (num_steps >= 2) when final_denoise=False.")
-        super().__init__(prior, sigma_y, data_gradient, data_weight, epsilon, num_samples, phase_mode,
+        super().__init__(prior, SBIMSampler(num_steps, corrector_steps, epsilon, predictor, final_denoise, timesteps),
+                         ScoreDataTerm(sigma_y, data_gradient, data_weight), num_samples, phase_mode,
                          final_data_consistency, seed, progress)
-        self.num_steps = len(self.levels)
-
-    def stepper(self) -> SBIMStepper:
-        like = torch.zeros((), dtype=torch.float64)
-        return SBIMStepper(self.predictor, self.epsilon, float(sigma_at(self.prior, self.levels[-1], like)))
-
-    def schedule(self) -> list[Denoise]:
-        return sbim_schedule(self.levels, self.corrector_steps, self.final_denoise)
-
-    def final_time(self) -> int:
-        return -1 if self.final_denoise else self.levels[-1]
 
 
 __all__ = [
     "AnnealedLangevinSolver",
     "DataGradient",
     "DataTerm",
-    "GuidanceRule",
+    "LangevinSampler",
     "LangevinStepper",
     "LevelSpacing",
     "Predictor",
+    "SBIMSampler",
     "SBIMSolver",
     "SBIMStepper",
+    "ScoreDataTerm",
     "langevin_schedule",
     "mapping_jacobian_adjoint",
     "sbim_schedule",

@@ -46,6 +46,28 @@ def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     return v
 
 
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """Require an integer ``>= minimum`` (bool and non-integral floats rejected)."""
+    try:
+        ok = not isinstance(value, bool) and float(value).is_integer() and int(value) >= minimum
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def check_unit_interval(name: str, value) -> float:
+    """Require a number in ``[0, 1]``."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        v = float("nan")
+    if isinstance(value, bool) or not 0.0 <= v <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}.")
+    return v
+
+
 def to_complex_tensor(name: str, x, dtype: torch.dtype | None = None) -> torch.Tensor:
     """Convert numpy/torch input to a complex tensor, rejecting real input (phase would be lost silently)."""
     if isinstance(x, np.ndarray):

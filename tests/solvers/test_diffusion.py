@@ -14,7 +14,9 @@ from tests.solvers.diffusion_helpers import gaussian_prior, make_problem, psnr
 
 
 class _ThreeChannelPrior:
-    eps = abar = None
+    def eps(self, x_t, t): ...
+
+    abar = x0 = score = eps
     alphas_cumprod = torch.ones(10)
     num_train_timesteps = 10
     channels = 3
@@ -73,7 +75,7 @@ def test_schedules_from_options():
 def test_num_samples_is_one_batch_with_std():
     p = make_problem()
     p.prior.nfe = 0
-    solver = LossGuidanceSolver(p.prior, guidance=300, num_steps=10, num_samples=5, phase_mode="none")
+    solver = LossGuidanceSolver(p.prior, guidance=300, step_rule="absolute", num_steps=10, num_samples=5, phase_mode="none")
     out = solver(p.kspace, p.operator)
     assert p.prior.nfe == 10 == solver.info.nfe  # K samples cost no extra network calls: one B*K batch per step
     std = solver.info.std
@@ -81,13 +83,13 @@ def test_num_samples_is_one_batch_with_std():
     assert out.shape == (2, 1, 32, 32)
     assert solver.info.wall_time_s > 0 and solver.info.extra["num_samples"] == 5
     # the mean of K samples is the mean of the K-sample batch: K=1 with the same seed is the first sample
-    one = LossGuidanceSolver(p.prior, guidance=300, num_steps=10, num_samples=1, phase_mode="none", seed=3)
+    one = LossGuidanceSolver(p.prior, guidance=300, step_rule="absolute", num_steps=10, num_samples=1, phase_mode="none", seed=3)
     assert one.info.std is None
 
 
 def test_seeding():
     p = make_problem()
-    kw = dict(guidance=300, num_steps=10, phase_mode="none", eta=1.0)
+    kw = dict(guidance=300, step_rule="absolute", num_steps=10, phase_mode="none", eta=1.0)
     a = LossGuidanceSolver(p.prior, seed=1, **kw)(p.kspace, p.operator)
     b = LossGuidanceSolver(p.prior, seed=1, **kw)(p.kspace, p.operator)
     c = LossGuidanceSolver(p.prior, seed=2, **kw)(p.kspace, p.operator)
@@ -128,7 +130,7 @@ def test_smooth_phase_costs_little():
     results = {}
     for name, ph in (("none", None), ("smooth", phase)):
         p = make_problem(phase=ph, center_fraction=0.16, acceleration=4)
-        for solver_cls, kw in ((LossGuidanceSolver, dict(guidance=400)), (FrequencyReplacementSolver, dict(final_data_consistency=False))):
+        for solver_cls, kw in ((LossGuidanceSolver, dict(guidance=400, step_rule="absolute")), (FrequencyReplacementSolver, dict(final_data_consistency=False))):
             solver = solver_cls(p.prior, num_steps=20, num_samples=4, clip_x0=False, **kw)
             results[name, solver_cls.__name__] = psnr(solver(p.kspace, p.operator), p.image)
     for cls in ("LossGuidanceSolver", "FrequencyReplacementSolver"):

@@ -49,7 +49,7 @@ def test_noised_kspace_image_and_kspace_modes_agree_in_distribution(t):
     out = {}
     for mode in NoiseSpace:
         solver = FrequencyReplacementSolver(p.prior, noise_space=mode, **FAST)
-        out[mode] = solver.noised_kspace(y, p.operator, m, t, torch.Generator().manual_seed(1))
+        out[mode] = solver.rule.noised_kspace(solver.prior, y, p.operator, m, t, torch.Generator().manual_seed(1))
     sampled = (p.operator.mask.expand(1, 1, 32, 32)[0, 0] > 0)
     sampled[16, 16] = False  # DC is self-conjugate
     sampled[:, 0] = sampled[0, :] = False
@@ -88,7 +88,7 @@ def test_coil_rules():
     replaced = ifft2c(fft2c(img) * (1 - p1.operator.mask) + p1.kspace)
     for rule in CoilRule:
         solver = FrequencyReplacementSolver(p1.prior, coil_rule=rule, cg_iterations=5)
-        torch.testing.assert_close(img + solver.correction(p1.operator, r1), replaced)
+        torch.testing.assert_close(img + solver.rule.correction(p1.operator, r1), replaced)
 
     p = make_problem(batch=1, coils=4)
     op = p.operator
@@ -98,10 +98,10 @@ def test_coil_rules():
     coil_imgs = maps * img
     per_coil = ifft2c(fft2c(coil_imgs) * (1 - m) + p.kspace)
     combined = (maps.conj() * per_coil).sum(dim=1, keepdim=True)
-    torch.testing.assert_close(img + sense.correction(op, r), combined, atol=1e-5, rtol=1e-5)  # Σ|S|² = 1 to float32
+    torch.testing.assert_close(img + sense.rule.correction(op, r), combined, atol=1e-5, rtol=1e-5)  # Σ|S|² = 1 to float32
 
     cg = FrequencyReplacementSolver(p.prior, coil_rule="cg", cg_iterations=200)
-    new = img + cg.correction(op, r)
+    new = img + cg.rule.correction(op, r)
     normal_residual = op.adjoint(p.kspace - op.forward(new))
     assert float(normal_residual.norm()) < 1e-3 * float(op.adjoint(r).norm())
     # cg fits the data at least as well as the one-shot SENSE combination

@@ -9,7 +9,7 @@ from monai_ddpm_recon.solvers.diffusion import GuidanceDivergedError, sampled_co
 from monai_ddpm_recon.solvers.loss_guidance import GuidanceGradient, LossGuidanceSolver, data_loss
 from tests.solvers.diffusion_helpers import make_problem
 
-FAST = dict(num_steps=20, phase_mode="none", clip_x0=False)
+FAST = dict(num_steps=20, phase_mode="none", clip_x0=False, step_rule="absolute")
 
 
 def _zf_error(p):
@@ -36,7 +36,8 @@ def test_moves_toward_posterior_mean_sense():
 @pytest.mark.parametrize("gradient", list(GuidanceGradient))
 def test_zero_guidance_reproduces_unconditional_sampling(gradient):
     p = make_problem()
-    solver = LossGuidanceSolver(p.prior, guidance=0.0, gradient=gradient, num_steps=10, eta=1.0, num_samples=2, seed=5)
+    solver = LossGuidanceSolver(p.prior, guidance=0.0, gradient=gradient, num_steps=10, eta=1.0, num_samples=2, seed=5,
+                                step_rule="absolute")
     out = solver(p.kspace, p.operator)
     ref = unconditional_reference(solver, p.kspace, p.operator)
     assert torch.equal(out, ref)
@@ -77,15 +78,15 @@ def test_bad_guidance_and_options():
 
 def test_divergence_raises_with_step_and_g():
     p = make_problem()
-    solver = LossGuidanceSolver(p.prior, guidance=1e30, num_steps=20, phase_mode="none")
-    with pytest.warns(RuntimeWarning, match="stability limit"), pytest.raises(GuidanceDivergedError, match=r"step \d+.*g=1e\+30"):
+    solver = LossGuidanceSolver(p.prior, guidance=1e30, num_steps=20, phase_mode="none", step_rule="absolute")
+    with pytest.warns(RuntimeWarning, match="stability limit"), pytest.raises(GuidanceDivergedError, match=r"step \d+.*guidance=1e\+30"):
         solver(p.kspace.to(torch.complex64), p.operator)
     # just above the stability limit 4·ΣM the iterate runs away without reaching Inf: still an error, not garbage
     limit = 4 * float(sampled_count(p.operator).min())
     solver = LossGuidanceSolver(p.prior, guidance=1.5 * limit, gradient="x_prev", num_steps=50, phase_mode="none",
-                                clip_x0=False)
+                                clip_x0=False, step_rule="absolute")
     with pytest.warns(RuntimeWarning), pytest.raises(GuidanceDivergedError, match="stability limit"):
         solver(p.kspace, p.operator)
-    ok = LossGuidanceSolver(p.prior, guidance=0.5 * limit, num_steps=20, phase_mode="none")
+    ok = LossGuidanceSolver(p.prior, guidance=0.5 * limit, num_steps=20, phase_mode="none", step_rule="absolute")
     ok(p.kspace, p.operator)
     assert ok.info.extra["guidance_stability_limit"] == pytest.approx(limit)

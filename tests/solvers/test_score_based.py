@@ -163,7 +163,7 @@ def test_guided_drift_vanishes_at_exact_posterior_mean(prior, multicoil):
 def test_langevin_moves_to_posterior_mean(prior, multicoil):
     y, op, sigma_y, post, zf = make_case(prior, multicoil)
     solver = AnnealedLangevinSolver(prior, num_levels=20, steps_per_level=5, epsilon=5e-5, sigma_y=sigma_y,
-                                    phase_mode="none", progress=False)
+                                    phase_mode="none", progress=False, final_data_consistency=False)
     out = solver(y, op)
     assert out.shape == (16, 1, H, H) and out.is_complex()
     assert solver.info.nfe == solver.info.iterations == len(solver.timesteps()) * 5
@@ -174,7 +174,7 @@ def test_langevin_moves_to_posterior_mean(prior, multicoil):
 @pytest.mark.parametrize("multicoil", [False, True])
 def test_sbim_with_corrector_moves_to_posterior_mean(prior, multicoil):
     y, op, sigma_y, post, zf = make_case(prior, multicoil)
-    solver = SBIMSolver(prior, num_steps=20, corrector_steps=2, sigma_y=sigma_y, phase_mode="none", progress=False)
+    solver = SBIMSolver(prior, num_steps=20, corrector_steps=2, sigma_y=sigma_y, phase_mode="none", progress=False, final_data_consistency=False)
     out = solver(y, op)
     assert solver.info.nfe == 19 * 3 + 1
     err, err_zf = rel_err(out.mean(0, keepdim=True), post), rel_err(zf, post)
@@ -184,9 +184,9 @@ def test_sbim_with_corrector_moves_to_posterior_mean(prior, multicoil):
 def test_normalized_and_slides_variants_run_toward_posterior(prior):
     y, op, sigma_y, post, zf = make_case(prior, False)
     lang = AnnealedLangevinSolver(prior, num_levels=20, steps_per_level=5, sigma_y=sigma_y,
-                                  data_gradient="normalized", phase_mode="none", progress=False)
+                                  data_gradient="normalized", phase_mode="none", progress=False, final_data_consistency=False)
     sbim = SBIMSolver(prior, num_steps=20, corrector_steps=2, predictor="slides", sigma_y=sigma_y,
-                      phase_mode="none", progress=False)
+                      phase_mode="none", progress=False, final_data_consistency=False)
     for solver in (lang, sbim):
         assert rel_err(solver(y, op).mean(0, keepdim=True), post) < 0.3 * rel_err(zf, post)
 
@@ -195,7 +195,7 @@ def test_sbim_with_infinite_sigma_y_is_unconditional_sbim(prior):
     """Data weight 0 (σ_y → ∞): the guided sampler is exactly unconditional SBIM with the same noise."""
     y, op, _, _, _ = make_case(prior, False, batch=2)
     solver = SBIMSolver(prior, num_steps=8, corrector_steps=1, sigma_y=float("inf"), phase_mode="none", seed=5,
-                        progress=False)
+                        progress=False, final_data_consistency=False)
     out = solver(y, op)
     g = torch.Generator().manual_seed(5)
     x = torch.randn((2, 1, H, H), generator=g, dtype=torch.float64)
@@ -212,7 +212,7 @@ def test_sbim_without_final_denoise_returns_ve_iterate(prior):
     y, op, _, _, _ = make_case(prior, False, batch=1)
     times = [999, 500, 100, 20]
     solver = SBIMSolver(prior, timesteps=times, final_denoise=False, sigma_y=float("inf"), phase_mode="none", seed=2,
-                        progress=False)
+                        progress=False, final_data_consistency=False)
     out = solver(y, op)
     g = torch.Generator().manual_seed(2)
     x = torch.randn((1, 1, H, H), generator=g, dtype=torch.float64)
@@ -224,19 +224,19 @@ def test_sbim_without_final_denoise_returns_ve_iterate(prior):
 
 def test_determinism_under_seed(prior):
     y, op, sigma_y, _, _ = make_case(prior, False, batch=2)
-    kw = dict(num_steps=6, corrector_steps=1, sigma_y=sigma_y, phase_mode="none", progress=False)
+    kw = dict(num_steps=6, corrector_steps=1, sigma_y=sigma_y, phase_mode="none", progress=False, final_data_consistency=False)
     a = SBIMSolver(prior, seed=3, **kw)(y, op)
     b = SBIMSolver(prior, seed=3, **kw)(y, op)
     c = SBIMSolver(prior, seed=4, **kw)(y, op)
     assert torch.equal(a, b) and not torch.equal(a, c)
-    lk = dict(num_levels=5, steps_per_level=2, sigma_y=sigma_y, phase_mode="none", progress=False)
+    lk = dict(num_levels=5, steps_per_level=2, sigma_y=sigma_y, phase_mode="none", progress=False, final_data_consistency=False)
     assert torch.equal(AnnealedLangevinSolver(prior, seed=1, **lk)(y, op), AnnealedLangevinSolver(prior, seed=1, **lk)(y, op))
 
 
 def test_num_samples_gives_mean_and_std(prior):
     y, op, sigma_y, post, zf = make_case(prior, True, batch=1)
     solver = SBIMSolver(prior, num_steps=20, corrector_steps=2, sigma_y=sigma_y, phase_mode="none", num_samples=8,
-                        progress=False)
+                        progress=False, final_data_consistency=False)
     out = solver(y, op)
     assert out.shape == (1, 1, H, H) and solver.info.std.shape == (1, 1, H, H)
     assert rel_err(out, post) < 0.25 * rel_err(zf, post)
@@ -273,7 +273,7 @@ def test_bad_counts(prior):
 
 def test_bad_kspace_and_size(prior):
     y, op, _, _, _ = make_case(prior, False, batch=1)
-    solver = SBIMSolver(prior, num_steps=3, progress=False)
+    solver = SBIMSolver(prior, num_steps=3, progress=False, final_data_consistency=False)
     with pytest.raises(TypeError, match="kspace"):
         solver(y.real, op)
     big = MaskedFourier(make_mask("random", (32, 32), 4, center_fraction=0.15, seed=0), (32, 32))
@@ -285,7 +285,7 @@ def test_diverging_iterate_names_step(prior):
     """The literal likelihood term with a tiny σ_y at huge σ blows up: a clear error naming the step and time."""
     y, op, _, _, _ = make_case(prior, False, batch=1)
     solver = AnnealedLangevinSolver(prior, num_levels=10, steps_per_level=20, epsilon=1e-3, sigma_y=1e-4,
-                                    data_gradient="likelihood", phase_mode="none", progress=False)
+                                    data_gradient="likelihood", phase_mode="none", progress=False, final_data_consistency=False)
     with pytest.raises(GuidanceDivergedError, match=r"AnnealedLangevinSolver.*step \d+ \(t=\d+.*epsilon"):
         solver(y, op)
 
@@ -295,5 +295,5 @@ def test_solver_protocol_and_registry(prior):
     from monai_ddpm_recon.workflows.registry import build_solver
 
     for name in ("langevin", "sbim"):
-        solver = build_solver(name, prior, num_samples=2, seed=0, progress=False)
+        solver = build_solver(name, prior, num_samples=2, seed=0, progress=False, final_data_consistency=False)
         assert isinstance(solver, Solver)

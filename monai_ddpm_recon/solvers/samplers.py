@@ -1,0 +1,160 @@
+"""Samplers on the DDPM time axis: each owns its timestep schedule and its stepper.
+
+A sampler answers three questions for :class:`~.diffusion.DiffusionSolver`: which operations to walk
+(:meth:`schedule`, see :mod:`.sampling`), how to propose ``x_{t_prev}`` from ``(x_t, ε, x̂0)`` (:meth:`stepper`), and at
+which time the last operation leaves the iterate (:meth:`final_time`, ``-1`` = the clean image). It knows nothing of
+k-space; the conditioning rule (:mod:`.rules`) adds the data.
+
+- :class:`DDIMSampler`: strided DDIM with stochasticity η (Song et al., ICLR 2021) or all ``T`` DDPM ancestral steps
+  (Ho et al., NeurIPS 2020), optionally with short-grained (RePaint, Lugmayr et al., CVPR 2022) or long-grained
+  resampling (Peer, "Conditioning of DDPMs on Accelerated MRI", ETH Zurich semester thesis, 2023, §6).
+- :class:`DiffPIRSampler`: strided steps with DiffPIR's ζ re-noising (Zhu et al., CVPR 2023).
+- Score-based samplers (annealed Langevin, SBIM) live in :mod:`.score_based`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from ..priors.base import Prior
+from ..utils.enums import StrEnum
+from ..utils.validation import check_int, check_unit_interval
+from .sampling import (
+    DDIMStepper,
+    DiffPIRStepper,
+    Op,
+    Stepper,
+    ddim_timesteps,
+    ddpm_timesteps,
+    long_grained_schedule,
+    repaint_schedule,
+)
+
+
+class Resampling(StrEnum):
+    """Resampling scheme (Peer 2023, Fig. "Sampling Strategies").
+
+    - ``none``: one pass of the reverse process.
+    - ``short``: short-grained (RePaint, Lugmayr et al. 2022): every segment of ``jump_length`` steps is run
+      ``resamplings`` times, re-noising back to its start in between.
+    - ``long``: long-grained: finish the reverse process, re-noise the clean result with the forward process to the
+      timestep ``(resamplings - 1)·jump_length`` steps before the end and run again, then ``(resamplings - 2)·jump_length``
+      steps before the end, …, ``jump_length`` steps before the end (each restart shorter by ``jump_length`` steps).
+    """
+
+    NONE = "none"
+    SHORT = "short"
+    LONG = "long"
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """What :class:`~.diffusion.DiffusionSolver` asks of a sampler."""
+
+    def schedule(self, prior: Prior) -> list[Op]: ...
+
+    def stepper(self, prior: Prior) -> Stepper: ...
+
+    def final_time(self, prior: Prior) -> int: ...
+
+
+def strided_timesteps(prior: Prior, num_steps: int | None) -> list[int]:
+    """``num_steps`` evenly spread timesteps from ``T - 1`` to 0, or all ``T`` for ``None`` (DDPM)."""
+    T = prior.num_train_timesteps
+    if num_steps is not None and num_steps > T:
+        raise ValueError(f"num_steps={num_steps} exceeds the prior's num_train_timesteps={T}.")
+    return ddpm_timesteps(T) if num_steps is None else ddim_timesteps(T, num_steps)
+
+
+class DDIMSampler:
+    """Strided DDIM / DDPM ancestral sampling with optional resampling.
+
+    Args:
+        num_steps: reverse steps of the strided DDIM schedule (``None``: all ``T`` steps, DDPM ancestral sampling).
+        eta: DDIM stochasticity η in [0, 1] (1 with ``num_steps=None`` is DDPM; 0 is deterministic DDIM).
+        resampling: :class:`Resampling` scheme; ``jump_length`` (j) and ``resamplings`` (r) configure it.
+        clip_x0: clip x̂0 to [-1, 1] in the stepper (as MONAI's schedulers do by default).
+
+    Raises:
+        ValueError: a count below 1, η outside [0, 1], an unknown resampling scheme; at :meth:`schedule`, a schedule
+            longer than the prior's ``T`` or long-grained restarts that do not fit.
+    """
+
+    def __init__(
+        self,
+        num_steps: int | None = 100,
+        eta: float = 1.0,
+        resampling: Resampling | str = Resampling.NONE,
+        jump_length: int = 10,
+        resamplings: int = 1,
+        clip_x0: bool = True,
+    ) -> None:
+        self.num_steps = None if num_steps is None else check_int("num_steps", num_steps)
+        self.eta = check_unit_interval("eta", eta)
+        self.resampling = Resampling.parse(resampling, "resampling")
+        self.jump_length = check_int("jump_length", jump_length)
+        self.resamplings = check_int("resamplings", resamplings)
+        self.clip_x0 = bool(clip_x0)
+
+    def timesteps(self, prior: Prior) -> list[int]:
+        """The reverse-process timesteps (descending), before resampling."""
+        return strided_timesteps(prior, self.num_steps)
+
+    def schedule(self, prior: Prior) -> list[Op]:
+        times = self.timesteps(prior)
+        if self.resampling == Resampling.SHORT:
+            return repaint_schedule(times, self.jump_length, self.resamplings)
+        if self.resampling == Resampling.LONG:
+            n, j, r = len(times), self.jump_length, self.resamplings
+            if (r - 1) * j > n - 1:
+                raise ValueError(
+                    f"long-grained resampling with jump_length={j} and resamplings={r} needs (r-1)*j <= {n - 1} "
+                    f"(the schedule has {n} steps); lower jump_length or resamplings, or raise num_steps."
+                )
+            return long_grained_schedule(times, [times[n - k * j] for k in range(r - 1, 0, -1)])
+        return repaint_schedule(times, 1, 1)
+
+    def stepper(self, prior: Prior) -> DDIMStepper:
+        # strided DDIM with η and all-T DDPM (η = 1 reproduces ancestral sampling) share one update rule
+        return DDIMStepper(eta=self.eta, clip_x0=self.clip_x0)
+
+    def final_time(self, prior: Prior) -> int:
+        return -1
+
+    def describe(self) -> str:
+        steps = "all" if self.num_steps is None else self.num_steps
+        return f"DDIM(steps={steps}, eta={self.eta:g}, resampling={self.resampling.value})"
+
+
+class DiffPIRSampler:
+    """DiffPIR's sampler (Zhu et al., CVPR 2023): strided timesteps, each step re-noises the (data-corrected) x̂0 with
+    a fraction ζ of fresh noise (:class:`~.sampling.DiffPIRStepper`).
+
+    Args:
+        num_steps: reverse steps (network evaluations).
+        zeta: ζ in [0, 1] (1: fresh noise only, the DiffPIR default for MRI-like problems).
+        clip_x0: clip x̂0 to [-1, 1] before re-noising.
+    """
+
+    def __init__(self, num_steps: int = 100, zeta: float = 1.0, clip_x0: bool = True) -> None:
+        self.num_steps = check_int("num_steps", num_steps)
+        self.zeta = check_unit_interval("zeta", zeta)
+        self.clip_x0 = bool(clip_x0)
+
+    def timesteps(self, prior: Prior) -> list[int]:
+        return strided_timesteps(prior, self.num_steps)
+
+    def schedule(self, prior: Prior) -> list[Op]:
+        return repaint_schedule(self.timesteps(prior), 1, 1)
+
+    def stepper(self, prior: Prior) -> DiffPIRStepper:
+        return DiffPIRStepper(zeta=self.zeta, clip_x0=self.clip_x0)
+
+    def final_time(self, prior: Prior) -> int:
+        return -1
+
+    def describe(self) -> str:
+        return f"DiffPIR(steps={self.num_steps}, zeta={self.zeta:g})"
+
+
+__all__ = ["DDIMSampler", "DiffPIRSampler", "Resampling", "Sampler", "strided_timesteps"]
