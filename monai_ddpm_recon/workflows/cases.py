@@ -134,6 +134,70 @@ class CaseSpec:
         return self.input_files or [str(self.example_data)]
 
 
+def _nifti_num_slices(path: str) -> int:
+    """Number of axial slices :func:`~monai_ddpm_recon.transforms.io.load_nifti_slices` sees (header only)."""
+    import nibabel as nib
+
+    try:
+        img = nib.load(str(path))
+    except Exception as e:  # nibabel raises ImageFileError or others for non-NIfTI content
+        raise ValueError(f"path: {str(path)!r} is not a readable NIfTI image ({e}).") from None
+    shape = list(img.shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape.pop()
+    if len(shape) == 2:
+        return 1
+    if len(shape) != 3:
+        raise ValueError(f"path: NIfTI data has shape {tuple(img.shape)}; expected 2D (X, Y) or 3D (X, Y, Z).")
+    ornt = nib.orientations.io_orientation(img.affine)  # the canonical (RAS+) slice axis is the one mapped to axis 2
+    return int(shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
+
+
+def _indices(n: int, spec: CaseSpec, default: list[int], path: str) -> list[int]:
+    if spec.slices is None:
+        return default
+    for i in spec.slices:
+        if not -n <= i < n:
+            raise ValueError(f"slices: index {i} is out of range for {n} slices in {path!r}.")
+    return list(spec.slices)
+
+
+def case_names(spec: CaseSpec) -> list[str]:
+    """The names of the cases :func:`load_cases` builds, in order, read from the files' headers only.
+
+    A workflow uses them to list its output files before any work starts; out-of-range ``slices`` and unreadable
+    files raise here already.
+
+    Raises:
+        ValueError: an index of ``slices`` out of range, or an unreadable input.
+    """
+    names: list[str] = []
+    for path in spec.files:
+        stem = Path(path).name.split(".")[0]
+        suffix = _suffix(path)
+        if suffix == ".npy":
+            try:
+                shape = np.load(path, mmap_mode="r").shape
+            except (OSError, ValueError) as e:
+                raise ValueError(f"{path!r} is not a readable .npy file ({e}).") from None
+            n = shape[0] if len(shape) in (3, 4) else 1
+            names += [f"{stem}_{i:03d}" for i in _indices(n, spec, list(range(n)), path)]
+        elif suffix == ".h5":
+            import h5py
+
+            if not h5py.is_hdf5(path):
+                raise ValueError(f"path: {path!r} is not a valid HDF5 file (corrupt or wrong format).")
+            with h5py.File(path, "r") as hf:
+                if "kspace" not in hf:
+                    raise ValueError(f"{path!r} has no 'kspace' dataset; found keys {sorted(hf.keys())}.")
+                n = int(hf["kspace"].shape[0])
+            names += [f"{stem}_{i % n:03d}" for i in _indices(n, spec, [n // 2], path)]
+        else:
+            n = _nifti_num_slices(path)
+            names += [f"{stem}_{i % n:03d}" for i in _indices(n, spec, [n // 2], path)]
+    return names
+
+
 def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor]]:
     stem = Path(path).name.split(".")[0]
     if _suffix(path) == ".npy":

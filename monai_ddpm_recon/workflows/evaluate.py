@@ -104,6 +104,8 @@ class BenchmarkWorkflow:
         accelerations: e.g. ``[4, 8, 12]``.
         coil_settings: e.g. ``[1, 8]`` (1 = single-coil).
         prior_checkpoint, solver_kwargs, device, seed, batch_size, verify_checksum: as in the inference workflow.
+        overwrite: replace output files that exist already; False (the default) refuses before any work if one of
+            the files the benchmark writes exists (the folder is created when the first file is written).
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class BenchmarkWorkflow:
         batch_size: int = 16,
         progress: bool = True,
         verify_checksum: bool = True,
+        overwrite: bool = False,
     ) -> None:
         self.solvers = [SolverName.parse(s, "solver") for s in solvers]
         if not self.solvers:
@@ -141,7 +144,16 @@ class BenchmarkWorkflow:
             if prior_checkpoint is None or not os.path.isfile(prior_checkpoint):
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
             check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
-        self.output_dir = check_output_dir(output_dir, inputs=spec.input_files)
+        self.overwrite = _as_bool("overwrite", overwrite)
+        self.output_dir = check_output_dir(
+            output_dir, inputs=[*spec.input_files, spec.example_data, prior_checkpoint], outputs=self.output_files(),
+            overwrite=self.overwrite,
+        )
+
+    def output_files(self) -> list[str]:
+        """The files (relative to ``output_dir``) the benchmark writes."""
+        panels = [f"panel_R{acc:g}_{coils}coil.png" for coils in self.coil_settings for acc in self.accelerations]
+        return ["benchmark.csv", "benchmark.md", "psnr_vs_acceleration.png", *panels]
 
     def run(self) -> list[dict]:
         prior = None

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..io import check_output_dir, save_panel, write_metrics_table, write_nifti
+from ..io import RunOutputs, check_output_dir, save_panel, write_metrics_table, write_nifti
 from ..metrics import nmse, psnr, ssim
 from ..operators import MaskedFourier, SenseOperator
 from ..utils.validation import check_positive
-from .cases import Case, CaseSpec, _as_bool, load_cases
+from .cases import Case, CaseSpec, _as_bool, case_names, load_cases
 from .registry import SolverName, build_solver, needs_prior
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,8 @@ class ReconstructionWorkflow:
     """Reconstruct undersampled k-space with several solvers and write images, figures and metrics.
 
     Args:
-        output_dir: where outputs go (created; must be writable and not an input file).
+        output_dir: where outputs go: must not hold any input (input files, example data, prior checkpoint); created
+            only when the outputs are written, and a failed run removes what it created there.
         solvers: solver names (see :class:`~monai_ddpm_recon.workflows.registry.SolverName`).
         spec: what data to load and how to undersample it (:class:`~monai_ddpm_recon.workflows.cases.CaseSpec`).
         prior_checkpoint: DDPM prior checkpoint (needed by diffusion solvers).
@@ -127,6 +128,8 @@ class ReconstructionWorkflow:
         save_images, save_figures: write NIfTI files / PNG panels.
         verify_checksum: check the prior checkpoint's sha256 against the record beside it and refuse a checkpoint
             without one (True, the default); False loads your own checkpoint unverified.
+        overwrite: replace output files that exist already (from an earlier run or anyone else). False (the
+            default) lists the files this run would write before any work and refuses if any of them exists.
     """
 
     def __init__(
@@ -144,6 +147,7 @@ class ReconstructionWorkflow:
         save_figures: bool = True,
         progress: bool = True,
         verify_checksum: bool = True,
+        overwrite: bool = False,
     ) -> None:
         if isinstance(solvers, str):
             solvers = [solvers]
@@ -164,10 +168,27 @@ class ReconstructionWorkflow:
             if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
             check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
-        self.output_dir = check_output_dir(output_dir, inputs=spec.input_files)
-        self.save_images = save_images
-        self.save_figures = save_figures
+        self.save_images = _as_bool("save_images", save_images)
+        self.save_figures = _as_bool("save_figures", save_figures)
+        self.overwrite = _as_bool("overwrite", overwrite)
         self.progress = progress
+        self.inputs = [*spec.input_files, spec.example_data, prior_checkpoint]
+        self.output_dir = check_output_dir(
+            output_dir, inputs=self.inputs, outputs=self.output_files(case_names(spec)), overwrite=self.overwrite
+        )
+
+    def output_files(self, names: Sequence[str]) -> list[Path]:
+        """The files (relative to ``output_dir``) a run over the cases ``names`` writes."""
+        files: list[Path] = []
+        if self.save_images:
+            for name in self.solvers:
+                for case in names:
+                    files.append(Path(name.value) / f"{case}.nii.gz")
+                    if self.num_samples > 1 and needs_prior(name):
+                        files.append(Path(name.value) / f"{case}_std.nii.gz")
+        if self.save_figures:
+            files += [Path("panels") / f"{case}.png" for case in names]
+        return files + [Path(f) for f in ("metrics.csv", "metrics.md", "summary.csv", "summary.md")]
 
     def _solver(self, name: SolverName, prior):
         kwargs = dict(self.solver_kwargs.get(name, {}))
@@ -227,17 +248,26 @@ class ReconstructionWorkflow:
         return rows
 
     def _write(self, cases, recons, stds, rows) -> None:
-        out = self.output_dir
-        protected = self.spec.input_files
+        """Write every output (see :meth:`output_files`); on failure remove the files and folders created here."""
+        outputs = RunOutputs(self.output_dir, overwrite=self.overwrite)
+        try:
+            self._write_all(outputs, cases, recons, stds, rows)
+        except BaseException:
+            outputs.rollback()
+            raise
+
+    def _write_all(self, outputs: RunOutputs, cases, recons, stds, rows) -> None:
+        protected = [p for p in self.inputs if p is not None]
+        ow = self.overwrite
+        outputs.folder()
         for name in self.solvers:
             if self.save_images:
-                (out / name.value).mkdir(exist_ok=True)
                 for case, mag, std in zip(cases, recons[name], stds[name]):
-                    write_nifti(mag, out / name.value / f"{case.name}.nii.gz", protected=protected)
+                    write_nifti(mag, outputs.file(f"{name.value}/{case.name}.nii.gz"), protected=protected, overwrite=ow)
                     if std is not None:
-                        write_nifti(std, out / name.value / f"{case.name}_std.nii.gz", protected=protected)
+                        write_nifti(std, outputs.file(f"{name.value}/{case.name}_std.nii.gz"), protected=protected,
+                                    overwrite=ow)
         if self.save_figures:
-            (out / "panels").mkdir(exist_ok=True)
             by_case = {(r["case"], r["solver"]): r for r in rows}
             for i, case in enumerate(cases):
                 target = np.abs(case.target.numpy())
@@ -246,12 +276,14 @@ class ReconstructionWorkflow:
                     n: f"{n}\n{by_case[(case.name, n)]['psnr']:.2f} dB / SSIM {by_case[(case.name, n)]['ssim']:.3f}"
                     for n in panel
                 }
-                save_panel(target, panel, out / "panels" / f"{case.name}.png", titles=titles,
+                save_panel(target, panel, outputs.file(f"panels/{case.name}.png"), titles=titles,
                            suptitle=f"{case.name}: R={case.acceleration:.1f}, {case.num_coils} coil(s)")
         summary = summarise(rows)
-        write_metrics_table(rows, out / "metrics.csv", out / "metrics.md", title="Per-slice metrics")
-        write_metrics_table(summary, out / "summary.csv", out / "summary.md", title="Mean ± std over slices")
-        logger.info("wrote outputs to %s", out)
+        write_metrics_table(rows, outputs.file("metrics.csv"), outputs.file("metrics.md"), title="Per-slice metrics",
+                            overwrite=ow)
+        write_metrics_table(summary, outputs.file("summary.csv"), outputs.file("summary.md"),
+                            title="Mean ± std over slices", overwrite=ow)
+        logger.info("wrote outputs to %s", self.output_dir)
         for r in summary:
             logger.info("%s", r)
 

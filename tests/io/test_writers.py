@@ -38,7 +38,8 @@ def test_atomic_path_refuses_input_and_cleans_up(tmp_path):
 
 
 def test_check_output_dir(tmp_path):
-    assert check_output_dir(tmp_path / "a" / "b").is_dir()
+    assert check_output_dir(tmp_path / "a" / "b") == tmp_path / "a" / "b"
+    assert not (tmp_path / "a").exists()  # validation creates nothing; the writers create folders when they write
     f = tmp_path / "file"
     f.write_text("x")
     with pytest.raises(ValueError, match="not a directory"):
