@@ -188,10 +188,18 @@ def write_nifti(
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     protected: Iterable = (),
     overwrite: bool = True,
+    affine: np.ndarray | None = None,
 ) -> Path:
-    """Write a real 2D/3D array (e.g. a reconstructed magnitude ``(H, W)``) as NIfTI with diagonal ``spacing`` (mm).
+    """Write a real 2D/3D array (e.g. a reconstructed magnitude ``(H, W)``) as NIfTI (float32, millimetres).
 
-    ``protected`` and ``overwrite`` are as in :func:`atomic_path`.
+    Args:
+        array: real ``(H, W)`` (stored as ``(H, W, 1)``) or 3-D array.
+        path: the ``.nii``/``.nii.gz`` file.
+        spacing: voxel size in mm for the diagonal affine used when ``affine`` is None (the identity by default:
+            1 mm voxels, origin at the first voxel).
+        protected, overwrite: as in :func:`atomic_path`.
+        affine: ``4 × 4`` voxel-to-world affine (e.g. from :class:`~monai_ddpm_recon.io.geometry.SliceGeometry`),
+            stored as both sform and qform.
     """
     import nibabel as nib
 
@@ -200,9 +208,17 @@ def write_nifti(
         raise TypeError("array must be real (write the magnitude); NIfTI viewers do not show complex data well.")
     if arr.ndim == 2:
         arr = arr[:, :, None]
-    affine = np.diag([*[float(s) for s in spacing[:3]], 1.0])
+    if affine is None:
+        affine = np.diag([*[float(s) for s in spacing[:3]], 1.0])
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise ValueError(f"affine must be a finite 4 x 4 matrix, got shape {affine.shape}.")
+    img = nib.Nifti1Image(arr.astype(np.float32), affine)
+    img.set_sform(affine, code="aligned")
+    img.set_qform(affine, code="aligned")
+    img.header.set_xyzt_units("mm")
     with atomic_path(path, protected, overwrite) as tmp:
-        nib.save(nib.Nifti1Image(arr.astype(np.float32), affine), str(tmp))
+        nib.save(img, str(tmp))
     return Path(path)
 
 

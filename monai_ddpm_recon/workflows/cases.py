@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..io.geometry import SliceGeometry, nifti_slice_geometry
 from ..operators import fft2c, ifft2c
 from ..operators.masks import MaskType
 from ..transforms.array import EstimateCoilMaps, LoadFastMRISlice, LoadNiftiSlices, SimulateKspace, UndersampleKspace
@@ -39,6 +40,8 @@ class Case:
         maps: coil maps ``(C, H, W)`` complex64, or ``None`` for single-coil data.
         target: complex ground truth ``(H, W)`` complex64 (same physical units as ``Aᴴ y``).
         acceleration: effective acceleration of the mask.
+        geometry: where the slice lies in the input volume (NIfTI inputs), used to write outputs with the input's
+            affine and axis order; ``None`` for ``.npy`` and fastMRI inputs (outputs get an identity affine).
     """
 
     name: str
@@ -47,6 +50,7 @@ class Case:
     maps: torch.Tensor | None
     target: torch.Tensor
     acceleration: float
+    geometry: SliceGeometry | None = None
 
     @property
     def num_coils(self) -> int:
@@ -198,7 +202,8 @@ def case_names(spec: CaseSpec) -> list[str]:
     return names
 
 
-def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor]]:
+def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor, SliceGeometry | None]]:
+    """``(name, magnitude (H, W), geometry)`` of every slice of a ``.npy`` or NIfTI input."""
     stem = Path(path).name.split(".")[0]
     if _suffix(path) == ".npy":
         arr = np.load(path)
@@ -217,7 +222,7 @@ def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor
             from ..transforms.io import pad_square, resize
 
             out = resize(pad_square(out), spec.image_size)
-        return [(f"{stem}_{i:03d}", s) for i, s in zip(idx, out)]
+        return [(f"{stem}_{i:03d}", s, None) for i, s in zip(idx, out)]
     loader = LoadNiftiSlices(spatial_size=spec.image_size)
     if spec.slices is None:
         vol, _ = loader(path)
@@ -226,7 +231,7 @@ def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor
     else:
         vol, meta = loader(path, slice_index=spec.slices)
         idx = meta["slice_indices"]
-    return [(f"{stem}_{i:03d}", s) for i, s in zip(idx, vol)]
+    return [(f"{stem}_{i:03d}", s, nifti_slice_geometry(path, i, spec.image_size)) for i, s in zip(idx, vol)]
 
 
 def _fastmri_cases(path: str, spec: CaseSpec, undersample: Callable[[], UndersampleKspace]) -> list[Case]:
@@ -288,10 +293,10 @@ def load_cases(spec: CaseSpec, seed: int = 0) -> list[Case]:
         if _suffix(path) == ".h5":
             cases.extend(_fastmri_cases(path, spec, undersample))
             continue
-        for name, mag in _magnitude_slices(path, spec):
+        for name, mag, geometry in _magnitude_slices(path, spec):
             sim = simulate(mag[None])
             masker = undersample()
             masked, mask = masker(sim.kspace)
             maps = sim.sens_maps if spec.num_coils > 1 else None
-            cases.append(Case(name, masked, mask, maps, sim.image[0], masker.effective_acceleration))
+            cases.append(Case(name, masked, mask, maps, sim.image[0], masker.effective_acceleration, geometry))
     return cases

@@ -260,13 +260,18 @@ class ReconstructionWorkflow:
         protected = [p for p in self.inputs if p is not None]
         ow = self.overwrite
         outputs.folder()
+
+        def nifti(image, case: Case, relative: str) -> None:
+            # NIfTI inputs: the input's affine at the slice position and its axis order; otherwise identity (1 mm)
+            arr, affine = case.geometry.volume(image) if case.geometry is not None else (image, None)
+            write_nifti(arr, outputs.file(relative), protected=protected, overwrite=ow, affine=affine)
+
         for name in self.solvers:
             if self.save_images:
                 for case, mag, std in zip(cases, recons[name], stds[name]):
-                    write_nifti(mag, outputs.file(f"{name.value}/{case.name}.nii.gz"), protected=protected, overwrite=ow)
+                    nifti(mag, case, f"{name.value}/{case.name}.nii.gz")
                     if std is not None:
-                        write_nifti(std, outputs.file(f"{name.value}/{case.name}_std.nii.gz"), protected=protected,
-                                    overwrite=ow)
+                        nifti(std, case, f"{name.value}/{case.name}_std.nii.gz")
         if self.save_figures:
             by_case = {(r["case"], r["solver"]): r for r in rows}
             for i, case in enumerate(cases):
