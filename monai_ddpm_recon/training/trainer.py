@@ -347,7 +347,7 @@ class DDPMTrainer:
         """Load ``init_checkpoint``'s weights into the network (raw) and the EMA (EMA weights)."""
         kw = {k: v for k, v in self.prior.network_kwargs.items() if k not in ("in_channels", "out_channels", "spatial_dims")}
         raw = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=False)
-        ema = DDPMPrior.from_checkpoint(self.init_checkpoint, None, network_kwargs=kw, use_ema=True)  # same file, checked
+        ema = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=True)
         if tuple(raw.image_size) != tuple(self.prior.image_size) or raw.channels != self.prior.channels:
             raise ValueError(
                 f"init_checkpoint {self.init_checkpoint} models {raw.channels}-channel {tuple(raw.image_size)} images, "
