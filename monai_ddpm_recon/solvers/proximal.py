@@ -32,7 +32,7 @@ from ..utils.enums import StrEnum
 from ..utils.validation import check_int, check_positive
 from .diffusion import DiffusionSolver, Measurement, conjugate_gradient
 from .mapping import PhaseMode
-from .samplers import DDIMSampler, DiffPIRSampler
+from .samplers import DDIMSampler, DiffPIRSampler, Spacing
 from .sampling import Conditioning, StepContext
 from .vp_ve import abar_at
 
@@ -174,15 +174,16 @@ class DiffPIRSolver(DiffusionSolver):
         cg_iterations: CG iterations per step.
         num_steps: network evaluations.
         clip_x0: clip x̂0 in the rule and the stepper.
+        spacing: timestep :class:`~.samplers.Spacing` (``quadratic`` default).
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """
 
-    def __init__(self, prior, lam: float = 1.0, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 5,
+    def __init__(self, prior, lam: float = 0.03, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
                  num_steps: int = 50, num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = False, clip_x0: bool = True, seed: int | None = 0,
-                 progress: bool = False, scale_percentile: float = 99.5) -> None:
+                 progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC) -> None:
         super().__init__(
-            prior, DiffPIRSampler(num_steps, zeta, clip_x0),
+            prior, DiffPIRSampler(num_steps, zeta, clip_x0, spacing),
             ProximalDataConsistency(ProximalWeight.DIFFPIR, lam=lam, sigma_y=sigma_y, cg_iterations=cg_iterations,
                                     clip_x0=clip_x0),
             num_samples, phase_mode, final_data_consistency, seed, progress, scale_percentile,

@@ -47,6 +47,18 @@ class Resampling(StrEnum):
     LONG = "long"
 
 
+class Spacing(StrEnum):
+    """How strided timesteps are spread over ``[0, T-1]``.
+
+    - ``uniform``: evenly (DDIM, Song et al. 2021);
+    - ``quadratic``: ``t_i = T - 1 - T sqrt(i / (n - 1))``, large steps at high noise and small ones near the clean
+      image (DiffPIR's "quad" skip type, Zhu et al. 2023).
+    """
+
+    UNIFORM = "uniform"
+    QUADRATIC = "quadratic"
+
+
 @runtime_checkable
 class Sampler(Protocol):
     """What :class:`~.diffusion.DiffusionSolver` asks of a sampler."""
@@ -58,12 +70,21 @@ class Sampler(Protocol):
     def final_time(self, prior: Prior) -> int: ...
 
 
-def strided_timesteps(prior: Prior, num_steps: int | None) -> list[int]:
-    """``num_steps`` evenly spread timesteps from ``T - 1`` to 0, or all ``T`` for ``None`` (DDPM)."""
+def strided_timesteps(prior: Prior, num_steps: int | None, spacing: Spacing | str = Spacing.UNIFORM) -> list[int]:
+    """``num_steps`` timesteps from ``T - 1`` to 0 spread by :class:`Spacing`, or all ``T`` for ``None`` (DDPM)."""
     T = prior.num_train_timesteps
     if num_steps is not None and num_steps > T:
         raise ValueError(f"num_steps={num_steps} exceeds the prior's num_train_timesteps={T}.")
-    return ddpm_timesteps(T) if num_steps is None else ddim_timesteps(T, num_steps)
+    if num_steps is None:
+        return ddpm_timesteps(T)
+    if Spacing.parse(spacing, "spacing") == Spacing.UNIFORM or num_steps < 3:
+        return ddim_timesteps(T, num_steps)
+    times = [max(0, min(T - 1, round(T - 1 - T * (i / (num_steps - 1)) ** 0.5))) for i in range(num_steps)]
+    for i in range(1, num_steps):  # keep them strictly decreasing where rounding collides at the start
+        times[i] = min(times[i], times[i - 1] - 1)
+    if times[-1] < 0:
+        raise ValueError(f"num_steps={num_steps} is too many for quadratic spacing on T={T}; use spacing='uniform'.")
+    return times
 
 
 class DDIMSampler:
@@ -134,15 +155,18 @@ class DiffPIRSampler:
         num_steps: reverse steps (network evaluations).
         zeta: ζ in [0, 1] (1: fresh noise only, the DiffPIR default for MRI-like problems).
         clip_x0: clip x̂0 to [-1, 1] before re-noising.
+        spacing: :class:`Spacing` of the timesteps (``quadratic``, DiffPIR's default).
     """
 
-    def __init__(self, num_steps: int = 100, zeta: float = 1.0, clip_x0: bool = True) -> None:
+    def __init__(self, num_steps: int = 100, zeta: float = 1.0, clip_x0: bool = True,
+                 spacing: Spacing | str = Spacing.QUADRATIC) -> None:
         self.num_steps = check_int("num_steps", num_steps)
         self.zeta = check_unit_interval("zeta", zeta)
         self.clip_x0 = bool(clip_x0)
+        self.spacing = Spacing.parse(spacing, "spacing")
 
     def timesteps(self, prior: Prior) -> list[int]:
-        return strided_timesteps(prior, self.num_steps)
+        return strided_timesteps(prior, self.num_steps, self.spacing)
 
     def schedule(self, prior: Prior) -> list[Op]:
         return repaint_schedule(self.timesteps(prior), 1, 1)
@@ -157,4 +181,4 @@ class DiffPIRSampler:
         return f"DiffPIR(steps={self.num_steps}, zeta={self.zeta:g})"
 
 
-__all__ = ["DDIMSampler", "DiffPIRSampler", "Resampling", "Sampler", "strided_timesteps"]
+__all__ = ["DDIMSampler", "DiffPIRSampler", "Resampling", "Sampler", "Spacing", "strided_timesteps"]

@@ -17,6 +17,10 @@ class SolverName(StrEnum):
     FREQUENCY_REPLACEMENT = "frequency_replacement"
     LANGEVIN = "langevin"
     SBIM = "sbim"
+    DIFFPIR = "diffpir"
+    DDS = "dds"
+    DPS = "dps"
+    DIFFUSION = "diffusion"
 
 
 _CLASSES: dict[SolverName, tuple[str, str]] = {
@@ -28,10 +32,16 @@ _CLASSES: dict[SolverName, tuple[str, str]] = {
     SolverName.FREQUENCY_REPLACEMENT: ("monai_ddpm_recon.solvers.frequency_replacement", "FrequencyReplacementSolver"),
     SolverName.LANGEVIN: ("monai_ddpm_recon.solvers.score_based", "AnnealedLangevinSolver"),
     SolverName.SBIM: ("monai_ddpm_recon.solvers.score_based", "SBIMSolver"),
+    SolverName.DIFFPIR: ("monai_ddpm_recon.solvers.proximal", "DiffPIRSolver"),
+    SolverName.DDS: ("monai_ddpm_recon.solvers.proximal", "DecomposedDiffusionSolver"),
+    SolverName.DPS: ("monai_ddpm_recon.solvers.loss_guidance", "DPSSolver"),
+    # a prior + the sampler and rule given as solver arguments (the bundle wires them with `_target_`)
+    SolverName.DIFFUSION: ("monai_ddpm_recon.solvers.diffusion", "DiffusionSolver"),
 }
 
 DIFFUSION_SOLVERS = frozenset(
-    {SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT, SolverName.LANGEVIN, SolverName.SBIM}
+    {SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT, SolverName.LANGEVIN, SolverName.SBIM,
+     SolverName.DIFFPIR, SolverName.DDS, SolverName.DPS, SolverName.DIFFUSION}
 )
 
 

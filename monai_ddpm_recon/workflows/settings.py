@@ -11,8 +11,14 @@ def default_solver_kwargs(
     num_steps: int | None = None,
     guidance_scale: float | None = None,
     tv_lambda: float | None = None,
+    sampler=None,
+    rule=None,
 ) -> dict:
     """Per-solver constructor arguments; ``None`` leaves a solver's own default.
+
+    ``guidance_scale`` multiplies loss guidance's one-step-consistency step (1 = the default ``2·ΣM``).
+    ``sampler`` and ``rule`` (objects the bundle config builds with ``_target_``) are the parts of the generic
+    ``diffusion`` solver: ``DiffusionSolver(prior, sampler, rule)``.
 
     ``num_steps`` is the budget of network evaluations (NFE) every diffusion solver gets, so they compare at equal
     cost: the DDIM steps of loss guidance and frequency replacement; ``num_steps // 3`` noise levels × 3 Langevin
@@ -24,13 +30,18 @@ def default_solver_kwargs(
         num_steps = int(num_steps)
         if num_steps < 1:
             raise ValueError(f"num_steps must be a positive integer (network evaluations), got {num_steps}.")
-        for name in (SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT):
+        for name in (SolverName.LOSS_GUIDANCE, SolverName.FREQUENCY_REPLACEMENT, SolverName.DIFFPIR, SolverName.DDS,
+                     SolverName.DPS):
             kwargs[name]["num_steps"] = num_steps
         per_level = SCORE_EVALS_PER_LEVEL
         kwargs[SolverName.LANGEVIN].update(num_levels=max(1, num_steps // per_level), steps_per_level=per_level)
         kwargs[SolverName.SBIM].update(num_steps=max(2, num_steps // per_level), corrector_steps=per_level - 1)
     if guidance_scale is not None:
         kwargs[SolverName.LOSS_GUIDANCE]["guidance"] = float(guidance_scale)
+    if sampler is not None:
+        kwargs[SolverName.DIFFUSION]["sampler"] = sampler
+    if rule is not None:
+        kwargs[SolverName.DIFFUSION]["rule"] = rule
     if tv_lambda is not None:
         kwargs[SolverName.TV]["lam"] = float(tv_lambda)
     return {k.value: v for k, v in kwargs.items() if v}

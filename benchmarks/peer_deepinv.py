@@ -1,0 +1,218 @@
+"""Our diffusion presets against deepinv's DiffPIR and DPS: the same shipped prior, the same k-space.
+
+Cases: the bundle's held-out Colin27 slab (``bundles/ddpm_recon/data``), built by the bundle's own ``load_cases``
+(birdcage coils, 1-D random masks with 8 % centre, phase-free unless ``--smooth-phase``, noiseless unless ``--snr-db``).
+Every method is tuned on the tuning slices (default 1 and 15, never evaluated) over its grid at R = 8, 8 coils,
+50 NFE, and evaluated with the chosen value on the evaluation slices (default 0, 2, …, 14).
+
+deepinv runs on our prior through :class:`monai_ddpm_recon.interop.deepinv.PriorDenoiser` and on our operator through
+:class:`~monai_ddpm_recon.interop.deepinv.OperatorPhysics`, restricted to real images (the prior is a magnitude prior
+and the benchmark images are phase-free), in the units of our solvers' mapping (k-space / scale, so images lie in
+[0, 1]); its output is scaled back. NFE = network evaluations per slice.
+
+Usage::
+
+    python benchmarks/peer_deepinv.py --out benchmarks/results/peer_deepinv        # full grid (CPU: ~1 h)
+    python benchmarks/peer_deepinv.py --nfe 50 --accelerations 8 --quick           # a smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monai_ddpm_recon.metrics import psnr, ssim  # noqa: E402
+from monai_ddpm_recon.solvers import (  # noqa: E402
+    DecomposedDiffusionSolver,
+    DiffPIRSolver,
+    LossGuidanceSolver,
+    TotalVariationSolver,
+    ZeroFilledSolver,
+)
+from monai_ddpm_recon.solvers.mapping import PriorMapping  # noqa: E402
+from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, stack_cases  # noqa: E402
+
+DATA = ROOT / "bundles/ddpm_recon/data/colin27_heldout_axial_64.npy"
+CKPT = ROOT / "bundles/ddpm_recon/models/model.pt"
+
+#: tuning grids (the value each method is run with is picked on the tuning slices)
+GRIDS = {
+    "ours_diffpir": ("lam", [0.01, 0.03, 0.1]),
+    "ours_dds": ("rho", [0.01, 0.05]),
+    "ours_loss_guidance": ("guidance", [0.5, 1.0]),
+    "deepinv_diffpir": ("lambda_", [0.003, 0.01, 0.03, 0.1]),
+    "deepinv_dps": ("weight", [0.3, 1.0, 3.0]),
+    "tv": ("lam", [1e-4, 3e-4, 1e-3]),
+}
+
+
+class _RealPhysics:
+    """deepinv ``LinearPhysics`` on real 1-channel images ``(B, 1, H, W)``: our operator on ``x + 0i``."""
+
+    def __new__(cls, operator):
+        import deepinv
+
+        from monai_ddpm_recon.interop.deepinv import OperatorPhysics
+
+        full = OperatorPhysics(operator)
+        zeros = lambda x: torch.zeros_like(x)  # noqa: E731
+        return deepinv.physics.LinearPhysics(
+            A=lambda x: full.A(torch.cat([x, zeros(x)], dim=1)),
+            A_adjoint=lambda y: full.A_adjoint(y)[:, :1],
+            max_iter=50, tol=1e-5,
+        )
+
+
+class DeepinvSolver:
+    """deepinv's DiffPIR / DPS as ``solver(kspace, operator) -> image`` on our prior, in our mapping's units."""
+
+    def __init__(self, prior, method: str, nfe: int, seed: int = 0, **kw) -> None:
+        self.prior, self.method, self.nfe, self.seed, self.kw = prior, method, nfe, seed, kw
+        self.info = None
+
+    def __call__(self, kspace, operator):
+        import deepinv
+
+        from monai_ddpm_recon.interop.deepinv import PriorDenoiser
+
+        scale = PriorMapping.from_kspace(kspace, operator, 1, "none").scale
+        y = kspace / scale
+        physics = _RealPhysics(operator)
+        # deepinv's MRI layout: (B, 2, H, W) single-coil, (B, 2, C, H, W) multi-coil (real, imaginary on dim 1)
+        parts = torch.stack([y.real, y.imag], dim=1).float()
+        y_dinv = parts[:, :, 0] if operator.num_coils == 1 else parts
+        den = PriorDenoiser(self.prior)
+        torch.manual_seed(self.seed)
+        if self.method == "diffpir":
+            model = deepinv.sampling.DiffPIR(den, deepinv.optim.data_fidelity.L2(), sigma=0.05, max_iter=self.nfe,
+                                             zeta=self.kw.get("zeta", 1.0), lambda_=self.kw["lambda_"])
+            x = model(y_dinv, physics)
+        else:
+            model = deepinv.sampling.DPS(den, num_steps=self.nfe, weight=self.kw["weight"], dtype=torch.float32)
+            x = model(y_dinv, physics)
+        return (x[:, :1].double() * scale.double()).to(kspace.dtype)
+
+
+def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "none"):
+    """``phase``: our presets' phase mode; ``none`` on phase-free data gives them the knowledge deepinv's real-image
+    physics has (the image is real)."""
+    if name == "zero_filled":
+        return ZeroFilledSolver()
+    if name == "tv":
+        return TotalVariationSolver(lam=value)
+    if name == "ours_diffpir":
+        return DiffPIRSolver(prior, lam=value, cg_iterations=30, num_steps=nfe, seed=seed, phase_mode=phase)
+    if name == "ours_dds":
+        return DecomposedDiffusionSolver(prior, rho=value, num_steps=nfe, seed=seed, phase_mode=phase)
+    if name == "ours_loss_guidance":
+        return LossGuidanceSolver(prior, guidance=value, num_steps=nfe, seed=seed, phase_mode=phase)
+    if name == "deepinv_diffpir":
+        return DeepinvSolver(prior, "diffpir", nfe, seed, lambda_=value)
+    if name == "deepinv_dps":
+        return DeepinvSolver(prior, "dps", nfe, seed, weight=value)
+    raise ValueError(f"unknown method {name!r}")
+
+
+def evaluate(solver, cases) -> tuple[float, float, float, float]:
+    """Mean PSNR, SSIM over the cases, seconds per slice and the worst PSNR gain over zero-filled."""
+    kspace, op = stack_cases(cases, torch.device("cpu"))
+    t0 = time.perf_counter()
+    img = solver(kspace, op)
+    dt = (time.perf_counter() - t0) / len(cases)
+    if not bool(torch.isfinite(img).all()):
+        raise FloatingPointError(f"{solver!r} returned NaN/Inf")
+    zf = ZeroFilledSolver()(kspace, op)
+    ps, ss, gain = [], [], []
+    for i, c in enumerate(cases):
+        target = np.abs(c.target.numpy()).astype(np.float64)
+        mag = img[i, 0].abs().double().numpy()
+        ps.append(float(psnr(target, mag)))
+        ss.append(float(ssim(target, mag)))
+        gain.append(ps[-1] - float(psnr(target, zf[i, 0].abs().double().numpy())))
+    return float(np.mean(ps)), float(np.mean(ss)), dt, float(np.min(gain))
+
+
+def cases_for(slices, R, coils, args):
+    spec = CaseSpec(example_data=str(DATA), slices=slices, num_coils=coils, acceleration=R,
+                    smooth_phase=args.smooth_phase, snr_db=args.snr_db)
+    return load_cases(spec, seed=0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ROOT / "benchmarks/results/peer_deepinv"))
+    p.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "ours_loss_guidance", "ours_dds", "ours_diffpir",
+                                                     "deepinv_diffpir", "deepinv_dps"])
+    p.add_argument("--nfe", nargs="+", type=int, default=[25, 50, 100])
+    p.add_argument("--accelerations", nargs="+", type=float, default=[4, 8, 12])
+    p.add_argument("--coils", nargs="+", type=int, default=[8])
+    p.add_argument("--tune-slices", nargs="+", type=int, default=[1, 15])
+    p.add_argument("--eval-slices", nargs="+", type=int, default=list(range(0, 16, 2)))
+    p.add_argument("--snr-db", type=float, default=None)
+    p.add_argument("--smooth-phase", action="store_true")
+    p.add_argument("--tuned", default=None, help="JSON of already tuned values (skips tuning)")
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prior = load_prior(CKPT, torch.device("cpu"))
+    tag = f"{'snr' + str(args.snr_db) if args.snr_db else 'noiseless'}{'_phase' if args.smooth_phase else ''}"
+    tag += "" if args.coils == [8] else "_" + "-".join(map(str, args.coils)) + "coil"
+    phase = "smooth" if args.smooth_phase else "none"
+
+    tuned = json.loads(Path(args.tuned).read_text()) if args.tuned else {}
+    tune_rows = []
+    tune_cases = cases_for(args.tune_slices, 8, 8, args)
+    for name in args.methods:
+        if name in tuned or name not in GRIDS:
+            continue
+        key, grid = GRIDS[name]
+        best = None
+        for v in grid:
+            ps, ss, dt, _ = evaluate(make_solver(name, prior, 50, v, phase=phase), tune_cases)
+            tune_rows.append({"method": name, key: v, "psnr": round(ps, 2), "ssim": round(ss, 3)})
+            print(f"tune {name} {key}={v}: {ps:.2f} dB", flush=True)
+            if best is None or ps > best[1]:
+                best = (v, ps)
+        tuned[name] = best[0]
+    (out / f"tuned_{tag}.json").write_text(json.dumps(tuned, indent=1))
+    with open(out / f"tuning_{tag}.csv", "w", newline="") as f:
+        if tune_rows:
+            w = csv.DictWriter(f, fieldnames=sorted({k for r in tune_rows for k in r}, key=lambda k: (k != "method", k)))
+            w.writeheader()
+            w.writerows(tune_rows)
+
+    rows = []
+    csv_path = out / f"results_{tag}.csv"
+    for coils in args.coils:
+        for R in args.accelerations:
+            cases = cases_for(args.eval_slices, R, coils, args)
+            for name in args.methods:
+                nfes = [0] if name in ("zero_filled", "tv") else args.nfe
+                for nfe in nfes:
+                    ps, ss, dt, worst = evaluate(make_solver(name, prior, nfe, tuned.get(name), phase=phase), cases)
+                    row = {"method": name, "value": tuned.get(name), "R": R, "coils": coils, "nfe": nfe,
+                           "psnr": round(ps, 2), "ssim": round(ss, 3), "s_per_slice": round(dt, 2),
+                           "worst_gain_over_zf_db": round(worst, 2), "noise": tag}
+                    rows.append(row)
+                    print(row, flush=True)
+                    with open(csv_path, "w", newline="") as f:
+                        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+                        w.writeheader()
+                        w.writerows(rows)
+    print("wrote", csv_path)
+
+
+if __name__ == "__main__":
+    main()
