@@ -162,24 +162,25 @@ def diffusion_kwargs(args) -> dict:
 
 def make_solver(name: str, args, prior, guidance: float):
     kw = diffusion_kwargs(args)
+    lg = dict(step_rule="absolute")  # this script sweeps g in absolute units
     j = args.long_jump or max(1, args.num_steps // 10)
     if name == "zero_filled":
         return ZeroFilledSolver(), "adjoint"
     if name == "lg":
-        return LossGuidanceSolver(prior, guidance=guidance, **kw), f"DDIM {args.num_steps}, g={guidance:g}"
+        return LossGuidanceSolver(prior, guidance=guidance, **lg, **kw), f"DDIM {args.num_steps}, g={guidance:g}"
     if name == "lg_dc":
-        return (LossGuidanceSolver(prior, guidance=guidance, final_data_consistency=True, **kw),
+        return (LossGuidanceSolver(prior, guidance=guidance, **lg, final_data_consistency=True, **kw),
                 f"DDIM {args.num_steps}, g={guidance:g}, final DC")
     if name == "lg_tweedie":
-        return (LossGuidanceSolver(prior, guidance=guidance, gradient="tweedie", **kw),
+        return (LossGuidanceSolver(prior, guidance=guidance, **lg, gradient="tweedie", **kw),
                 f"DDIM {args.num_steps}, g={guidance:g}, ∇ through x̂0")
     if name == "lg_long":
-        return (LossGuidanceSolver(prior, guidance=guidance, resampling="long", jump_length=j,
+        return (LossGuidanceSolver(prior, guidance=guidance, **lg, resampling="long", jump_length=j,
                                    resamplings=args.long_resamplings, **kw),
                 f"DDIM {args.num_steps}, g={guidance:g}, long-grained j={j} r={args.long_resamplings}")
     if name == "lg_ddpm":
         kw = {**kw, "num_steps": None, "eta": 1.0}
-        return LossGuidanceSolver(prior, guidance=guidance, **kw), f"DDPM {prior.num_train_timesteps}, g={guidance:g}"
+        return LossGuidanceSolver(prior, guidance=guidance, **lg, **kw), f"DDPM {prior.num_train_timesteps}, g={guidance:g}"
     if name == "fr":
         return FrequencyReplacementSolver(prior, **kw), f"DDIM {args.num_steps}, image-space noise, final DC"
     if name == "fr_nodc":

@@ -157,7 +157,7 @@ def build_methods(args, prior) -> dict:
             except ImportError as err:  # another helper's module; skip the row if it is not there
                 print(f"skipping loss_guidance: {err}", file=sys.stderr)
                 continue
-            kw = dict(num_steps=nfe, seed=args.seed)
+            kw = dict(num_steps=nfe, seed=args.seed, step_rule="absolute")  # g in absolute units, as this script reports it
             if args.loss_guidance is not None:
                 kw["guidance"] = args.loss_guidance
             if args.prior == "gaussian":
