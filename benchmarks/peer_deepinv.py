@@ -208,8 +208,8 @@ def main() -> None:
                 best = (v, ps)
         tuned[name] = best[0]
     (out / f"tuned_{tag}.json").write_text(json.dumps(tuned, indent=1))
-    with open(out / f"tuning_{tag}.csv", "w", newline="") as f:
-        if tune_rows:
+    if tune_rows:  # a run with --tuned keeps the tuning record of the run that tuned
+        with open(out / f"tuning_{tag}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=sorted({k for r in tune_rows for k in r}, key=lambda k: (k != "method", k)))
             w.writeheader()
             w.writerows(tune_rows)

@@ -178,7 +178,7 @@ class DiffPIRSolver(DiffusionSolver):
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """
 
-    def __init__(self, prior, lam: float = 0.03, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
+    def __init__(self, prior, lam: float = 0.01, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
                  num_steps: int = 50, num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = False, clip_x0: bool = True, seed: int | None = 0,
                  progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC) -> None:
