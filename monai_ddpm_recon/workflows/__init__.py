@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .bundle_paths import find_bundle_root
 from .cases import Case, CaseSpec, load_cases
 from .evaluate import BenchmarkWorkflow, SolverNetwork, prepare_case_batch, run_evaluator
 from .reconstruct import ReconstructionWorkflow, build_operator, load_prior, resolve_device, stack_cases
@@ -18,6 +19,7 @@ __all__ = [
     "build_operator",
     "build_solver",
     "default_solver_kwargs",
+    "find_bundle_root",
     "load_cases",
     "load_prior",
     "needs_prior",

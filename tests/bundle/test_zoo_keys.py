@@ -1,0 +1,68 @@
+"""The configs carry the MONAI model zoo's key names: ``network_def`` (the prior's DiffusionModelUNet with the
+shipped weights), ``key_in_ckpt``, ``inferer``, and every property MONAI's bundle-property check requires."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIGS = ROOT / "bundles" / "ddpm_recon" / "configs"
+
+
+def _parser(name: str):
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(CONFIGS / name))
+    return parser
+
+
+@pytest.mark.parametrize("name", ["inference.json", "evaluate.json"])
+def test_network_def_is_the_prior_network_with_the_checkpoint_loaded(name):
+    from monai.inferers import DiffusionInferer
+    from monai.networks.nets import DiffusionModelUNet
+    from monai.networks.schedulers import DDPMScheduler
+
+    parser = _parser(name)
+    net = parser.get_parsed_content("network_def")
+    assert isinstance(net, DiffusionModelUNet)
+    # the zoo's checkpoint export reloads the file under key_in_ckpt: the weights are the ones network_def holds
+    ckpt = torch.load(parser.get_parsed_content("prior_checkpoint"), map_location="cpu", weights_only=True)
+    state = ckpt[parser["key_in_ckpt"]]
+    assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    with torch.no_grad():
+        out = net(torch.randn(2, 1, 64, 64), timesteps=torch.tensor([10, 500]))
+    assert out.shape == (2, 1, 64, 64)
+    inferer = parser.get_parsed_content("inferer")
+    assert isinstance(inferer, DiffusionInferer) and isinstance(inferer.scheduler, DDPMScheduler)
+    prior = parser.get_parsed_content("prior")
+    assert torch.allclose(inferer.scheduler.alphas_cumprod.double(), prior.alphas_cumprod.double(), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["inference.json", "evaluate.json"])
+def test_inference_configs_have_every_required_property(name):
+    from monai.bundle import ConfigWorkflow
+
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / name), workflow_type="infer")
+    workflow.initialize()
+    assert workflow.check_properties() == []
+
+
+def test_train_config_has_every_required_property_id():
+    """Checked by ID: evaluating the train properties needs the training data (the Colin27 template)."""
+    from monai.bundle.properties import TrainProperties
+    from monai.inferers import DiffusionInferer
+    from monai.networks.nets import DiffusionModelUNet
+    from monai.utils import BundleProperty, BundlePropertyConfig
+
+    parser = _parser("train.json")
+    required = [p[BundlePropertyConfig.ID] for p in TrainProperties.values() if p.get(BundleProperty.REQUIRED)]
+    assert [i for i in required if i not in parser] == []
+    for alias in ("dataset_dir", "train#trainer", "train#trainer#max_epochs", "train#dataset", "train#dataset#data", "train#handlers"):
+        assert alias in parser, alias
+    assert parser["train#trainer#engine"] == "@trainer" and parser["train#dataset#dataset"] == "@train_dataset"
+    assert isinstance(parser.get_parsed_content("network_def"), DiffusionModelUNet)
+    assert isinstance(parser.get_parsed_content("train#inferer"), DiffusionInferer)
