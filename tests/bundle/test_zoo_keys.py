@@ -66,3 +66,17 @@ def test_train_config_has_every_required_property_id():
     assert parser["train#trainer#engine"] == "@trainer" and parser["train#dataset#dataset"] == "@train_dataset"
     assert isinstance(parser.get_parsed_content("network_def"), DiffusionModelUNet)
     assert isinstance(parser.get_parsed_content("train#inferer"), DiffusionInferer)
+
+
+def test_large_files_yml_names_the_shipped_prior_and_its_hash():
+    import hashlib
+    import json
+
+    yaml = pytest.importorskip("yaml")
+
+    bundle = CONFIGS.parent
+    entries = yaml.safe_load((bundle / "large_files.yml").read_text())["large_files"]
+    meta = json.loads((bundle / "models" / "model_metadata.json").read_text())
+    [entry] = entries
+    assert entry["path"] == "models/" + meta["checkpoint"] and entry["hash_type"] == "sha256"
+    assert entry["hash_val"] == meta["sha256"] == hashlib.sha256((bundle / entry["path"]).read_bytes()).hexdigest()
