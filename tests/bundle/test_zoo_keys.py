@@ -80,3 +80,20 @@ def test_large_files_yml_names_the_shipped_prior_and_its_hash():
     [entry] = entries
     assert entry["path"] == "models/" + meta["checkpoint"] and entry["hash_type"] == "sha256"
     assert entry["hash_val"] == meta["sha256"] == hashlib.sha256((bundle / entry["path"]).read_bytes()).hexdigest()
+
+
+def test_train_config_property_check_passes_on_a_prepared_folder(tmp_path):
+    import numpy as np
+    from monai.bundle import ConfigWorkflow
+
+    for name, n in (("train", 10), ("heldout", 2)):
+        np.save(tmp_path / f"{name}.npy", np.random.default_rng(0).random((n, 1, 16, 16), dtype=np.float32))
+    workflow = ConfigWorkflow(
+        config_file=str(CONFIGS / "train.json"), workflow_type="train",
+        data_dir=str(tmp_path), image_size=16, channels=[8, 8], output_dir=str(tmp_path / "out"),
+    )
+    workflow.initialize()
+    assert workflow.check_properties() == []
+    assert workflow.max_epochs == -(-3000 * 16 // 10)  # derived from max_steps, batch_size and 10 training slices
+    assert workflow.dataset_dir == str(tmp_path)
+    assert type(workflow.trainer["engine"]).__name__ == "DDPMTrainer"
