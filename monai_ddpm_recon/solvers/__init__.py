@@ -10,7 +10,7 @@ from .diffusion import ConditioningRule, DiffusionSolver, GuidanceDivergedError
 from .frequency_replacement import CoilRule, FrequencyReplacement, FrequencyReplacementSolver, NoiseSpace
 from .loss_guidance import DPSSolver, GuidanceGradient, LossGuidance, LossGuidanceSolver, PosteriorSampling, StepRule
 from .mapping import PhaseMode, PriorMapping
-from .proximal import DecomposedDiffusionSolver, DiffPIRSolver, ProximalDataConsistency, ProximalWeight
+from .proximal import DecomposedDiffusionSolver, DiffPIRSolver, ProximalDataConsistency, ProximalSpace, ProximalWeight
 from .samplers import DDIMSampler, DiffPIRSampler, Resampling, Sampler
 from .sampling import NonFiniteIterateError, sample_loop
 from .score_based import (
@@ -51,6 +51,7 @@ __all__ = [
     "Predictor",
     "PriorMapping",
     "ProximalDataConsistency",
+    "ProximalSpace",
     "ProximalWeight",
     "ReconInfo",
     "Resampling",

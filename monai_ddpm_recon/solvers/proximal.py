@@ -44,6 +44,27 @@ class ProximalWeight(StrEnum):
     DIFFPIR = "diffpir"
 
 
+class ProximalSpace(StrEnum):
+    """Where a magnitude prior's proximal problem is solved.
+
+    - ``prior``: over the prior's manifold, ``u = v · φ`` with real ``v`` (the real-along-φ constraint enters the
+      least-squares fit);
+    - ``image``: over the complex image ``u`` without constraint, then projected onto the manifold
+      (``v = Re(conj(φ) u)``). Better conditioned when ρ is small; an error in the estimated phase φ is not fitted.
+
+    - ``auto`` (default): ``prior`` when the phase is known exactly (``phase_mode="none"``: a real image), ``image``
+      when it is estimated. Measured on the tuning slices (R = 8, 8 coils, 50 NFE): with a smooth phase, ``prior``
+      20.0 dB vs ``image`` 25.1 dB (fitting the data exactly along a slightly wrong phase amplifies the mismatch);
+      phase-free with ``phase_mode="none"``, ``prior`` 25.8 dB vs ``image`` 25.3 dB.
+
+    For 2-channel priors all are the same complex problem.
+    """
+
+    AUTO = "auto"
+    PRIOR = "prior"
+    IMAGE = "image"
+
+
 class ProximalDataConsistency:
     """Conditioning rule: x̂0 ← argmin ‖A u − y‖² + ρ_t ‖v − v̂0‖² by warm-started CG (see the module docstring).
 
@@ -55,6 +76,7 @@ class ProximalDataConsistency:
         cg_iterations: CG iterations per step (>= 1).
         cg_tol: relative residual at which CG stops early.
         clip_x0: clip the Tweedie estimate to [-1, 1] before the solve.
+        space: :class:`ProximalSpace` of a magnitude prior's problem.
 
     After a call :meth:`report` gives the largest relative CG residual of the run (``cg_residual_max``) and that of the
     last step (``cg_residual_last``), so a solve that stopped short is visible in ``solver.info.extra``.
@@ -72,8 +94,10 @@ class ProximalDataConsistency:
         cg_iterations: int = 5,
         cg_tol: float = 1e-5,
         clip_x0: bool = True,
+        space: ProximalSpace | str = ProximalSpace.AUTO,
     ) -> None:
         self.weight = ProximalWeight.parse(weight, "weight")
+        self.space = ProximalSpace.parse(space, "space")
         self.rho = check_positive("rho", rho)
         self.lam = check_positive("lam", lam)
         self.sigma_y = check_positive("sigma_y", sigma_y)
@@ -84,7 +108,7 @@ class ProximalDataConsistency:
 
     def describe(self) -> str:
         w = f"rho={self.rho:g}" if self.weight == ProximalWeight.CONSTANT else f"lam={self.lam:g}, sigma_y={self.sigma_y:g}"
-        return f"proximal({self.weight.value}, {w}, cg_iterations={self.cg_iterations})"
+        return f"proximal({self.weight.value}, {w}, cg_iterations={self.cg_iterations}, space={self.space.value})"
 
     def report(self) -> dict:
         r = self._residuals
@@ -117,7 +141,14 @@ class ProximalDataConsistency:
         def lower(w: torch.Tensor) -> torch.Tensor:  # adjoint of lift in the real inner product
             return (w * phase.conj() if phase is not None else w).real if magnitude else w
 
-        rhs_data = lower(operator.adjoint(y_n))
+        constrained = magnitude and (
+            self.space == ProximalSpace.PRIOR or (self.space == ProximalSpace.AUTO and mapping.phase is None)
+        )
+        if not constrained:  # solve over the complex image; a magnitude prior projects the result afterwards
+            solve_lift, solve_lower = (lambda u: u), (lambda w: w)
+        else:
+            solve_lift, solve_lower = lift, lower
+        rhs_data = solve_lower(operator.adjoint(y_n))
 
         def on_x0(ctx: StepContext) -> torch.Tensor:
             x0 = ctx.x0.detach()
@@ -125,13 +156,14 @@ class ProximalDataConsistency:
                 x0 = x0.clamp(-1, 1)
             v0 = (x0 + 1) / 2 if magnitude else torch.complex(x0[:, :1], x0[:, 1:2]).to(m.kspace.dtype)
             rho = self.rho_at(m, ctx.t, v0.real if v0.is_complex() else v0)
+            start = v0 if constrained or not magnitude else lift(v0)
 
             def normal(v: torch.Tensor) -> torch.Tensor:
-                return lower(operator.normal(lift(v))) + rho * v
+                return solve_lower(operator.normal(solve_lift(v))) + rho * v
 
-            sol = conjugate_gradient(normal, rhs_data + rho * v0, v0, self.cg_iterations, self.cg_tol)
+            sol = conjugate_gradient(normal, rhs_data + rho * start, start, self.cg_iterations, self.cg_tol)
             self._residuals.append(float(sol.relative_residual.max()))
-            v = sol.x
+            v = sol.x if constrained or not magnitude else lower(sol.x)
             out = 2 * v - 1 if magnitude else torch.cat([v.real, v.imag], dim=1)
             return out.to(x0.dtype)
 
@@ -175,19 +207,21 @@ class DiffPIRSolver(DiffusionSolver):
         num_steps: network evaluations.
         clip_x0: clip x̂0 in the rule and the stepper.
         spacing: timestep :class:`~.samplers.Spacing` (``quadratic`` default).
+        space: :class:`ProximalSpace` of the proximal problem for magnitude priors.
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """
 
     def __init__(self, prior, lam: float = 0.01, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
                  num_steps: int = 50, num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = False, clip_x0: bool = True, seed: int | None = 0,
-                 progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC) -> None:
+                 progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC,
+                 space: ProximalSpace | str = ProximalSpace.AUTO) -> None:
         super().__init__(
             prior, DiffPIRSampler(num_steps, zeta, clip_x0, spacing),
             ProximalDataConsistency(ProximalWeight.DIFFPIR, lam=lam, sigma_y=sigma_y, cg_iterations=cg_iterations,
-                                    clip_x0=clip_x0),
+                                    clip_x0=clip_x0, space=space),
             num_samples, phase_mode, final_data_consistency, seed, progress, scale_percentile,
         )
 
 
-__all__ = ["DecomposedDiffusionSolver", "DiffPIRSolver", "ProximalDataConsistency", "ProximalWeight"]
+__all__ = ["DecomposedDiffusionSolver", "DiffPIRSolver", "ProximalDataConsistency", "ProximalSpace", "ProximalWeight"]
