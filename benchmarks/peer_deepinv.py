@@ -2,7 +2,7 @@
 
 Cases: the bundle's held-out Colin27 slab (``bundles/ddpm_recon/data``), built by the bundle's own ``load_cases``
 (birdcage coils, 1-D random masks with 8 % centre, phase-free unless ``--smooth-phase``, noiseless unless ``--snr-db``).
-Every method is tuned on the tuning slices (default 1 and 15, never evaluated) over its grid at R = 8, 8 coils,
+Every method is tuned on the tuning slices (default 1 and 15, never evaluated) over its grid at R = 8 (the run's coils),
 50 NFE, and evaluated with the chosen value on the evaluation slices (default 0, 2, …, 14).
 
 deepinv runs on our prior through :class:`monai_ddpm_recon.interop.deepinv.PriorDenoiser` and on our operator through
@@ -194,7 +194,7 @@ def main() -> None:
 
     tuned = json.loads(Path(args.tuned).read_text()) if args.tuned else {}
     tune_rows = []
-    tune_cases = cases_for(args.tune_slices, 8, 8, args)
+    tune_cases = cases_for(args.tune_slices, 8, args.coils[0], args)  # R = 8 at the run's (first) coil count
     for name in args.methods:
         if name in tuned or name not in GRIDS:
             continue
