@@ -165,6 +165,44 @@ def write_table(out: Path) -> Path:
     return md
 
 
+def write_figure(out: Path) -> Path | None:
+    """``psnr_vs_nfe.png``: PSNR against NFE per method, one panel per (R, coils), from ``results_noiseless.csv`` and
+    any ``nfe*/results_noiseless.csv`` beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for path in [out / "results_noiseless.csv", *sorted(out.glob("nfe*/results_noiseless.csv"))]:
+        if path.is_file():
+            with open(path) as f:
+                rows += list(csv.DictReader(f))
+    if not rows:
+        return None
+    panels = sorted({(float(r["R"]), int(r["coils"])) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (R, coils) in zip(axes[0], panels):
+        sel = [r for r in rows if float(r["R"]) == R and int(r["coils"]) == coils]
+        for method in dict.fromkeys(r["method"] for r in sel):
+            pts = sorted((int(r["nfe"]), float(r["psnr"])) for r in sel if r["method"] == method)
+            if pts[0][0] == 0:  # no network: a horizontal reference line
+                ax.axhline(pts[0][1], ls="--", lw=1, label=method, color="grey" if method == "zero_filled" else "k")
+            else:
+                ax.plot(*zip(*pts), marker="o", label=method)
+        ax.set_xscale("log")
+        ax.set_title(f"R = {R:g}, {coils} coil(s)")
+        ax.set_xlabel("NFE")
+        ax.set_ylabel("PSNR (dB)")
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.tight_layout()
+    path = out / "psnr_vs_nfe.png"
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=str(ROOT / "benchmarks/results/peer_deepinv"))
@@ -185,7 +223,7 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.table:
-        print("wrote", write_table(out))
+        print("wrote", write_table(out), write_figure(out))
         return
     prior = load_prior(CKPT, torch.device("cpu"))
     tag = f"{'snr' + str(args.snr_db) if args.snr_db else 'noiseless'}{'_phase' if args.smooth_phase else ''}"
@@ -232,7 +270,7 @@ def main() -> None:
                         w = csv.DictWriter(f, fieldnames=list(rows[0]))
                         w.writeheader()
                         w.writerows(rows)
-    print("wrote", csv_path, write_table(out))
+    print("wrote", csv_path, write_table(out), write_figure(out))
 
 
 if __name__ == "__main__":
