@@ -191,6 +191,9 @@ def write_figure(out: Path) -> Path | None:
             else:
                 ax.plot(*zip(*pts), marker="o", label=method)
         ax.set_xscale("log")
+        ticks = sorted({int(r["nfe"]) for r in sel if int(r["nfe"]) > 0})
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
         ax.set_title(f"R = {R:g}, {coils} coil(s)")
         ax.set_xlabel("NFE")
         ax.set_ylabel("PSNR (dB)")
