@@ -10,6 +10,7 @@ for single-coil) and the complex ground truth ``(H, W)``.
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 from collections.abc import Callable
@@ -23,10 +24,15 @@ from ..io.geometry import SliceGeometry, nifti_slice_geometry
 from ..operators import fft2c, ifft2c
 from ..operators.masks import MaskType
 from ..transforms.array import EstimateCoilMaps, LoadFastMRISlice, LoadNiftiSlices, SimulateKspace, UndersampleKspace
+from ..transforms.io import pad_square, resize
 from ..utils.validation import check_positive
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SUFFIXES = (*NIFTI_SUFFIXES, ".h5", ".npy")
+EXAMPLE_SLICES = (0, 4, 8)  # slices="auto" on the shipped example: the 3 slices of the documented demo numbers
+ACCELERATION_TOLERANCE = 0.10  # warn when the mean effective R is further than this (relative) from the requested R
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -82,8 +88,14 @@ class CaseSpec:
         input_files: ``.nii``/``.nii.gz`` magnitude volumes, fastMRI ``.h5`` files (fully sampled k-space) or ``.npy``
             magnitude slices ``(N, [1,] H, W)``; empty: use ``example_data``.
         example_data: the shipped held-out slices (``.npy``).
-        slices: slice indices to use from every input (``None`` or ``'auto'``: all for ``.npy``, the middle slice for
-            volumes).
+        slices: slice indices to use from every input (negative ones count from the end; an index out of range for
+            any input is an error), or
+
+            - ``'auto'`` (the bundle's default): the central slice of every user input (the middle slice of a NIfTI
+              volume, of an ``.h5`` file's slices and of a ``.npy`` stack); with no ``input_files``, the shipped
+              example's slices ``EXAMPLE_SLICES = (0, 4, 8)`` (those that exist), the slices of the documented demo
+              numbers;
+            - ``None`` (also ``'null'``/``'none'``): every slice of a ``.npy`` stack, the middle slice of a volume.
         image_size: side of the square images (must equal the prior's image size for diffusion solvers).
         num_coils: simulated coils for magnitude inputs (1 = single-coil).
         acceleration: nominal acceleration ``R > 1``.
@@ -95,7 +107,7 @@ class CaseSpec:
 
     input_files: list[str] = field(default_factory=list)
     example_data: str | None = None
-    slices: list[int] | None = None
+    slices: list[int] | str | None = None
     image_size: int = 64
     num_coils: int = 8
     acceleration: float = 8.0
@@ -125,10 +137,11 @@ class CaseSpec:
         MaskType.parse(self.mask_type, "mask_type")
         check_positive("center_fraction", self.center_fraction)
         if isinstance(self.slices, str):
-            if self.slices.strip().lower() not in ("auto", "none", "null"):
+            word = self.slices.strip().lower()
+            if word not in ("auto", "none", "null"):
                 raise ValueError(f"slices must be a list of indices or 'auto', got {self.slices!r}.")
-            self.slices = None  # `monai.bundle run` drops None overrides, so the command line spells it 'auto'
-        if self.slices is not None:
+            self.slices = "auto" if word == "auto" else None  # `monai.bundle run` drops None overrides: 'null' spells it
+        if self.slices is not None and self.slices != "auto":
             self.slices = [int(s) for s in ([self.slices] if isinstance(self.slices, int) else self.slices)]
             if not self.slices:
                 raise ValueError("slices is empty; use null for the default slices.")
@@ -157,13 +170,45 @@ def _nifti_num_slices(path: str) -> int:
     return int(shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
 
 
-def _indices(n: int, spec: CaseSpec, default: list[int], path: str) -> list[int]:
+def _indices(n: int, spec: CaseSpec, path: str) -> list[int]:
+    """The slices (``0 <= i < n``) of ``path`` that ``spec.slices`` selects (see :class:`CaseSpec`)."""
+    stack = _suffix(path) == ".npy"
+    if spec.slices == "auto":
+        if not spec.input_files:  # the shipped example
+            return [i for i in EXAMPLE_SLICES if i < n] or [n // 2]
+        return [n // 2]
     if spec.slices is None:
-        return default
+        return list(range(n)) if stack else [n // 2]
     for i in spec.slices:
         if not -n <= i < n:
             raise ValueError(f"slices: index {i} is out of range for {n} slices in {path!r}.")
-    return list(spec.slices)
+    return [i % n for i in spec.slices]
+
+
+def _num_slices(path: str) -> int:
+    """Number of slices of an input, read from its header only."""
+    suffix = _suffix(path)
+    if suffix == ".npy":
+        try:
+            shape = np.load(path, mmap_mode="r").shape
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path!r} is not a readable .npy file ({e}).") from None
+        return shape[0] if len(shape) in (3, 4) else 1
+    if suffix == ".h5":
+        import h5py
+
+        if not h5py.is_hdf5(path):
+            raise ValueError(f"path: {path!r} is not a valid HDF5 file (corrupt or wrong format).")
+        with h5py.File(path, "r") as hf:
+            if "kspace" not in hf:
+                raise ValueError(f"{path!r} has no 'kspace' dataset; found keys {sorted(hf.keys())}.")
+            return int(hf["kspace"].shape[0])
+    return _nifti_num_slices(path)
+
+
+def _log_resize(path: str, before: tuple[int, ...], after: int, how: str) -> None:
+    if tuple(before) != (after, after):
+        logger.info("%s: matrix %s resampled to %dx%d (%s)", path, "x".join(str(int(s)) for s in before), after, after, how)
 
 
 def case_names(spec: CaseSpec) -> list[str]:
@@ -178,27 +223,7 @@ def case_names(spec: CaseSpec) -> list[str]:
     names: list[str] = []
     for path in spec.files:
         stem = Path(path).name.split(".")[0]
-        suffix = _suffix(path)
-        if suffix == ".npy":
-            try:
-                shape = np.load(path, mmap_mode="r").shape
-            except (OSError, ValueError) as e:
-                raise ValueError(f"{path!r} is not a readable .npy file ({e}).") from None
-            n = shape[0] if len(shape) in (3, 4) else 1
-            names += [f"{stem}_{i:03d}" for i in _indices(n, spec, list(range(n)), path)]
-        elif suffix == ".h5":
-            import h5py
-
-            if not h5py.is_hdf5(path):
-                raise ValueError(f"path: {path!r} is not a valid HDF5 file (corrupt or wrong format).")
-            with h5py.File(path, "r") as hf:
-                if "kspace" not in hf:
-                    raise ValueError(f"{path!r} has no 'kspace' dataset; found keys {sorted(hf.keys())}.")
-                n = int(hf["kspace"].shape[0])
-            names += [f"{stem}_{i % n:03d}" for i in _indices(n, spec, [n // 2], path)]
-        else:
-            n = _nifti_num_slices(path)
-            names += [f"{stem}_{i % n:03d}" for i in _indices(n, spec, [n // 2], path)]
+        names += [f"{stem}_{i:03d}" for i in _indices(_num_slices(path), spec, path)]
     return names
 
 
@@ -213,39 +238,36 @@ def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor
             arr = arr[None]
         if arr.ndim != 3 or np.iscomplexobj(arr):
             raise ValueError(f"{path!r}: expected real magnitude slices (N, [1,] H, W), got shape {arr.shape} dtype {arr.dtype}.")
-        idx = spec.slices if spec.slices is not None else list(range(arr.shape[0]))
-        for i in idx:
-            if not -arr.shape[0] <= i < arr.shape[0]:
-                raise ValueError(f"slices: index {i} is out of range for {arr.shape[0]} slices in {path!r}.")
+        idx = _indices(arr.shape[0], spec, path)
         out = torch.from_numpy(np.ascontiguousarray(arr[idx], dtype=np.float32))
         if tuple(out.shape[-2:]) != (spec.image_size, spec.image_size):
-            from ..transforms.io import pad_square, resize
-
+            _log_resize(path, out.shape[-2:], spec.image_size, "zero-padded to a square, then resized")
             out = resize(pad_square(out), spec.image_size)
         return [(f"{stem}_{i:03d}", s, None) for i, s in zip(idx, out)]
-    loader = LoadNiftiSlices(spatial_size=spec.image_size)
-    if spec.slices is None:
-        vol, _ = loader(path)
-        idx = [vol.shape[0] // 2]
-        vol = vol[idx]
-    else:
-        vol, meta = loader(path, slice_index=spec.slices)
-        idx = meta["slice_indices"]
+    idx = _indices(_nifti_num_slices(path), spec, path)
+    vol, _ = LoadNiftiSlices(pad_to_square=False)(path, slice_index=idx)  # (N, Y, X) at the input's resolution
+    _log_resize(path, vol.shape[-2:], spec.image_size, "zero-padded to a square, then resized")
+    vol = resize(pad_square(vol), spec.image_size)
     return [(f"{stem}_{i:03d}", s, nifti_slice_geometry(path, i, spec.image_size)) for i, s in zip(idx, vol)]
 
 
 def _fastmri_cases(path: str, spec: CaseSpec, undersample: Callable[[], UndersampleKspace]) -> list[Case]:
     stem = Path(path).name.split(".")[0]
     loader = LoadFastMRISlice(recon_key=None)
-    indices = spec.slices if spec.slices is not None else [None]
     cases = []
-    for idx in indices:
+    for n, idx in enumerate(_indices(_num_slices(path), spec, path)):
         data = loader(path, slice_index=idx)
         if data["mask"] is not None and float(data["mask"].mean()) < 1:
             raise ValueError(
                 f"{path!r} holds undersampled k-space (it has a 'mask'): the benchmark needs fully sampled k-space "
                 "(fastMRI train/val files) to form a ground truth."
             )
+        if n == 0:
+            h, w = data["kspace"].shape[-2:]
+            s = min(h, w)
+            _log_resize(path, (h, w), spec.image_size,
+                        f"k-space: the image cropped to its central {s}x{s}, then the central "
+                        f"{spec.image_size}x{spec.image_size} k-space kept")
         kspace = crop_kspace(data["kspace"], spec.image_size)
         maps = EstimateCoilMaps(calib_width=spec.calib_width)(kspace) if kspace.shape[0] > 1 else None
         target = (ifft2c(kspace) * maps.conj()).sum(0) if maps is not None else ifft2c(kspace)[0]
@@ -299,4 +321,32 @@ def load_cases(spec: CaseSpec, seed: int = 0) -> list[Case]:
             masked, mask = masker(sim.kspace)
             maps = sim.sens_maps if spec.num_coils > 1 else None
             cases.append(Case(name, masked, mask, maps, sim.image[0], masker.effective_acceleration, geometry))
+    check_acceleration(cases, spec)
     return cases
+
+
+def check_acceleration(cases: list[Case], spec: CaseSpec) -> float:
+    """Mean effective acceleration of ``cases``; a warning when it differs from ``spec.acceleration`` by > 10 %.
+
+    The fully sampled centre caps a 1D mask's R at ``W / (centre columns)`` (12.8 for 64 columns and
+    ``center_fraction = 0.08``), and each case's random mask samples a whole number of columns, so a few cases can
+    average away from the request. The metrics tables report both ``R`` (requested) and ``R_effective``.
+    """
+    if not cases:
+        return float("nan")
+    values = np.array([c.acceleration for c in cases], dtype=float)
+    mean, requested = float(values.mean()), float(spec.acceleration)
+    if abs(mean - requested) > ACCELERATION_TOLERANCE * requested:
+        why = ""
+        if MaskType.parse(spec.mask_type, "mask_type") != MaskType.POISSON:
+            w = int(cases[0].kspace.shape[-1])
+            centre = max(1, round(w * float(spec.center_fraction)))
+            if requested > w / centre:
+                why = (f": the fully sampled centre (center_fraction={spec.center_fraction:g}, {centre} of {w} columns) "
+                       f"caps R at {w / centre:.1f}")
+        logger.warning(
+            "requested acceleration R=%g but the masks give R_effective=%.2f (mean over %d slice(s), range %.2f-%.2f, "
+            "%+.0f%%)%s; the metrics report both R and R_effective.",
+            requested, mean, len(values), values.min(), values.max(), 100 * (mean / requested - 1), why,
+        )
+    return mean

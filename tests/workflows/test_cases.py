@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -121,6 +123,79 @@ def test_slices_auto_from_the_command_line(tmp_path):
 
     data = tmp_path / "x.npy"
     np.save(data, np.ones((3, 16, 16), np.float32))
-    assert CaseSpec(example_data=str(data), slices="auto").slices is None
+    assert CaseSpec(example_data=str(data), slices="auto").slices == "auto"
+    assert CaseSpec(example_data=str(data), slices="null").slices is None
     with pytest.raises(ValueError, match="slices"):
         CaseSpec(example_data=str(data), slices="middle-ish")
+
+
+def test_slices_auto_picks_central_slices_of_user_files_and_the_demo_slices_of_the_example(tmp_path):
+    import json
+
+    import nibabel as nib
+
+    from monai_ddpm_recon.workflows.cases import EXAMPLE_SLICES, case_names
+
+    stack = tmp_path / "stack.npy"
+    np.save(stack, np.random.default_rng(0).random((16, 16, 16), dtype=np.float32))
+    small = tmp_path / "small.npy"
+    np.save(small, np.ones((2, 16, 16), np.float32))
+    nib.save(nib.Nifti1Image(np.random.rand(16, 16, 9).astype(np.float32), np.eye(4)), str(tmp_path / "vol.nii.gz"))
+    rng = np.random.default_rng(1)
+    write_fastmri_h5(tmp_path / "two.h5", (rng.standard_normal((2, 1, 32, 32)) + 1j).astype(np.complex64))
+    fast = dict(image_size=16, num_coils=1, acceleration=2, mask_type="equispaced")
+    # the shipped example (no input_files): the documented demo slices, the ones that exist in a shorter stack
+    assert EXAMPLE_SLICES == (0, 4, 8)
+    assert case_names(CaseSpec(example_data=str(stack), slices="auto", **fast)) == ["stack_000", "stack_004", "stack_008"]
+    assert case_names(CaseSpec(example_data=str(small), slices="auto", **fast)) == ["small_000"]
+    # user files: the central slice of each, a 2-slice h5 included
+    user = [str(stack), str(tmp_path / "vol.nii.gz"), str(tmp_path / "two.h5")]
+    spec = CaseSpec(input_files=user, slices="auto", **fast)
+    assert case_names(spec) == ["stack_008", "vol_004", "two_001"]
+    assert [c.name for c in load_cases(spec)] == case_names(spec)
+    # null keeps its meaning (every slice of a .npy stack: the benchmark's 16 held-out slices)
+    assert len(case_names(CaseSpec(example_data=str(stack), slices=None, **fast))) == 16
+    # an explicit out-of-range index is still a one-line error
+    with pytest.raises(ValueError, match=r"slices: index 4 is out of range for 2 slices in .*two\.h5"):
+        case_names(CaseSpec(input_files=[str(tmp_path / "two.h5")], slices=[4], **fast))
+    # the bundle's default is auto
+    config = json.loads((Path(__file__).parents[2] / "bundles/ddpm_recon/configs/inference.json").read_text())
+    assert config["slices"] == "auto"
+
+
+def test_resolution_changes_are_logged(tmp_path, caplog):
+    import logging
+
+    import nibabel as nib
+
+    np.save(tmp_path / "big.npy", np.ones((1, 24, 20), np.float32))
+    np.save(tmp_path / "same.npy", np.ones((1, 16, 16), np.float32))
+    nib.save(nib.Nifti1Image(np.random.rand(20, 12, 3).astype(np.float32), np.eye(4)), str(tmp_path / "vol.nii.gz"))
+    rng = np.random.default_rng(0)
+    write_fastmri_h5(tmp_path / "k.h5", (rng.standard_normal((2, 1, 40, 32)) + 0j).astype(np.complex64))
+    files = [str(tmp_path / f) for f in ("big.npy", "same.npy", "vol.nii.gz", "k.h5")]
+    with caplog.at_level(logging.INFO, logger="monai_ddpm_recon.workflows.cases"):
+        load_cases(CaseSpec(input_files=files, slices="auto", image_size=16, num_coils=1, acceleration=2,
+                            mask_type="equispaced"))
+    lines = [r.getMessage() for r in caplog.records if "resampled" in r.getMessage()]
+    assert len(lines) == 3, lines  # one per file whose matrix changed, none for same.npy
+    assert lines[0].startswith(files[0]) and "matrix 24x20 resampled to 16x16" in lines[0]
+    assert lines[1].startswith(files[2]) and "matrix 12x20 resampled to 16x16" in lines[1]  # (Y, X) of the slice
+    assert lines[2].startswith(files[3]) and "matrix 40x32 resampled to 16x16" in lines[2] and "k-space" in lines[2]
+
+
+def test_warns_once_when_the_effective_acceleration_is_far_from_the_request(tmp_path, caplog):
+    import logging
+
+    np.save(tmp_path / "x.npy", np.ones((3, 64, 64), np.float32))
+    fast = dict(example_data=str(tmp_path / "x.npy"), slices=None, image_size=64, num_coils=1)
+    with caplog.at_level(logging.WARNING, logger="monai_ddpm_recon.workflows.cases"):
+        cases = load_cases(CaseSpec(acceleration=1000, **fast))
+    (record,) = caplog.records  # once per case set, not once per case
+    assert all(abs(c.acceleration - 12.8) < 1e-6 for c in cases)
+    message = record.getMessage()
+    assert "R=1000" in message and "R_effective=12.80" in message and "caps R at 12.8" in message
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="monai_ddpm_recon.workflows.cases"):
+        load_cases(CaseSpec(acceleration=4, mask_type="equispaced", **fast))
+    assert not caplog.records  # equispaced R=4 on 64 columns is within 10 %
