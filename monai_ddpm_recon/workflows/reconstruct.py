@@ -281,8 +281,11 @@ class ReconstructionWorkflow:
                     n: f"{n}\n{by_case[(case.name, n)]['psnr']:.2f} dB / SSIM {by_case[(case.name, n)]['ssim']:.3f}"
                     for n in panel
                 }
+                panel_stds = {name.value: stds[name][i] for name in self.solvers if stds[name][i] is not None}
                 save_panel(target, panel, outputs.file(f"panels/{case.name}.png"), titles=titles,
-                           suptitle=f"{case.name}: R={case.acceleration:.1f}, {case.num_coils} coil(s)")
+                           suptitle=f"{case.name}: R={self.spec.acceleration:g} requested, "
+                                    f"R_effective={case.acceleration:.1f}, {case.num_coils} coil(s)",
+                           mask=case.mask.numpy(), stds=panel_stds)
         summary = summarise(rows)
         write_metrics_table(rows, outputs.file("metrics.csv"), outputs.file("metrics.md"), title="Per-slice metrics",
                             overwrite=ow)
