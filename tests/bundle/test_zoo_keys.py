@@ -43,10 +43,11 @@ def test_network_def_is_the_prior_network_with_the_checkpoint_loaded(name):
 
 
 @pytest.mark.parametrize("name", ["inference.json", "evaluate.json"])
-def test_inference_configs_have_every_required_property(name):
+def test_inference_configs_have_every_required_property(name, tmp_path):
     from monai.bundle import ConfigWorkflow
 
-    workflow = ConfigWorkflow(config_file=str(CONFIGS / name), workflow_type="infer")
+    # output_dir in tmp_path: an earlier run's bundles/ddpm_recon/output would make the workflow refuse to overwrite
+    workflow = ConfigWorkflow(config_file=str(CONFIGS / name), workflow_type="infer", output_dir=str(tmp_path))
     workflow.initialize()
     assert workflow.check_properties() == []
 
