@@ -294,6 +294,19 @@ def test_solver_protocol_and_registry(prior):
     from monai_ddpm_recon.solvers.base import Solver
     from monai_ddpm_recon.workflows.registry import build_solver
 
+    from monai_ddpm_recon.solvers.base import ReconInfo
+
+    y, op, _, _, _ = make_case(prior, multicoil=True, batch=2)
+    fast = {"langevin": dict(num_levels=4, steps_per_level=1), "sbim": dict(num_steps=4)}
     for name in ("langevin", "sbim"):
-        solver = build_solver(name, prior, num_samples=2, seed=0, progress=False, final_data_consistency=False)
-        assert isinstance(solver, Solver)
+        solver = build_solver(name, prior, num_samples=2, seed=0, progress=False, final_data_consistency=False,
+                              **fast[name])
+        assert isinstance(solver, Solver)  # names only (runtime Protocol); the contract itself is checked below
+        # Solver contract: (B, C, H, W) k-space and an operator in, a finite complex (B, 1, H, W) image out, and a
+        # ReconInfo describing this call
+        image = solver(y, op)
+        assert image.shape == (2, 1, H, H) and image.is_complex() and bool(torch.isfinite(image).all())
+        assert isinstance(solver.info, ReconInfo) and solver.info.nfe > 0
+        assert solver.info.std is not None and solver.info.std.shape == (2, 1, H, H)  # 2 samples: a std map
+        torch.testing.assert_close(solver(y, op), image)  # seeded: the same call gives the same image
+        assert not torch.allclose(solver(2 * y, op), image)  # and the image depends on the measured data

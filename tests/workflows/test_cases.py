@@ -70,10 +70,22 @@ def test_fastmri_case_crops_kspace_and_estimates_maps(tmp_path):
 
 
 def test_crop_kspace_keeps_field_of_view():
+    from monai_ddpm_recon.operators import ifft2c
+
+    # 2x readout-oversampled (64 x 32) image with an off-centre box; its field of view is the central 32 x 32
     img = torch.zeros(1, 64, 32, dtype=torch.complex64)
-    img[0, 24:40, 8:24] = 1
+    img[0, 20:36, 4:20] = 1  # rows 4:20, columns 4:20 of the 32 x 32 field of view
     k = crop_kspace(fft2c(img), 16)
     assert k.shape == (1, 16, 16)
+    low = ifft2c(k)[0].abs()
+    # the box lands at rows/columns 2:10 of the 16 x 16 image (half scale), with its intensity kept, nothing else
+    assert float(low[3:9, 3:9].mean()) > 0.9 and float(low[3:9, 3:9].mean()) < 1.1
+    assert float(low[11:, :].abs().max()) < 0.15 and float(low[:, 11:].abs().max()) < 0.15
+    # and equals an independent numpy reference: crop the image to 32 x 32, keep its central 16 x 16 k-space
+    square = img[0, 16:48].numpy()
+    ks = np.fft.fftshift(np.fft.fft2(np.fft.ifftshift(square), norm="ortho"))[8:24, 8:24]
+    ref = np.fft.fftshift(np.fft.ifft2(np.fft.ifftshift(ks), norm="ortho")) * (16 / 32)
+    np.testing.assert_allclose(ifft2c(k)[0].numpy(), ref, atol=1e-5)
 
 
 @pytest.mark.parametrize(
