@@ -194,6 +194,7 @@ class BenchmarkWorkflow:
                     np.abs(cases[0].target.numpy()), panel,
                     self.output_dir / f"panel_R{acc:g}_{coils}coil.png",
                     suptitle=f"{cases[0].name}: R={acc:g}, {coils} coil(s)",
+                    mask=cases[0].mask.numpy(),
                 )
                 write_metrics_table(rows, self.output_dir / "benchmark.csv", self.output_dir / "benchmark.md",
                                     title="Benchmark (mean and std over slices)")
