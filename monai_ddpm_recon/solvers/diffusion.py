@@ -120,6 +120,14 @@ def sampled_count(operator: LinearOperator) -> torch.Tensor:
     return (m * full).sum(dim=(-2, -1), keepdim=True)
 
 
+def _inner(a: torch.Tensor, b: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """``Re <a, b>`` per batch item, keeping dims (complex tensors are read as real pairs: two kernels, no copies)."""
+    if a.is_complex():
+        a, b = torch.view_as_real(a), torch.view_as_real(b)
+        return (a * b).sum(dim=(*dims, a.ndim - 1), keepdim=True).squeeze(-1)
+    return (a * b).sum(dim=dims, keepdim=True)
+
+
 @dataclass
 class CGResult:
     """Solution and convergence of :func:`conjugate_gradient`.
@@ -155,8 +163,8 @@ def conjugate_gradient(
     x = torch.zeros_like(rhs) if x0 is None else x0.clone()
     res = rhs - apply(x) if x0 is not None else rhs.clone()
     p = res.clone()
-    rs = (res.abs() ** 2).sum(dim=dims, keepdim=True)
-    b_norm = (rhs.abs() ** 2).sum(dim=dims, keepdim=True).sqrt()
+    rs = _inner(res, res, dims)
+    b_norm = _inner(rhs, rhs, dims).sqrt()
     tiny = torch.finfo(rs.dtype).tiny
     it = 0
     for it in range(1, int(max_iter) + 1):
@@ -164,12 +172,12 @@ def conjugate_gradient(
             it -= 1
             break
         mp = apply(p)
-        denom = (p.conj() * mp).real.sum(dim=dims, keepdim=True)
+        denom = _inner(p, mp, dims)
         alpha = torch.where(denom > 0, rs / denom.clamp_min(tiny), torch.zeros_like(rs))
-        x = x + alpha * p
-        res = res - alpha * mp
-        rs_new = (res.abs() ** 2).sum(dim=dims, keepdim=True)
-        p = res + torch.where(rs > 0, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs)) * p
+        x = torch.addcmul(x, alpha, p)
+        res = torch.addcmul(res, -alpha, mp)
+        rs_new = _inner(res, res, dims)
+        p = torch.addcmul(res, torch.where(rs > 0, rs_new / rs.clamp_min(tiny), torch.zeros_like(rs)), p)
         rs = rs_new
     rel = (rs.sqrt() / b_norm.clamp_min(tiny)).reshape(-1)
     return CGResult(x, torch.where(b_norm.reshape(-1) > 0, rel, torch.zeros_like(rel)), it)

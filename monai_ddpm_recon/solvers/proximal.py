@@ -159,7 +159,7 @@ class ProximalDataConsistency:
             start = v0 if constrained or not magnitude else lift(v0)
 
             def normal(v: torch.Tensor) -> torch.Tensor:
-                return solve_lower(operator.normal(solve_lift(v))) + rho * v
+                return torch.addcmul(solve_lower(operator.normal(solve_lift(v))), rho.to(v.real.dtype), v)
 
             sol = conjugate_gradient(normal, rhs_data + rho * start, start, self.cg_iterations, self.cg_tol)
             self._residuals.append(float(sol.relative_residual.max()))
