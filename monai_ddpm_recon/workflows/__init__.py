@@ -5,7 +5,7 @@ from __future__ import annotations
 from .bundle_paths import find_bundle_root
 from .cases import Case, CaseSpec, load_cases
 from .evaluate import BenchmarkWorkflow, SolverNetwork, prepare_case_batch, run_evaluator
-from .reconstruct import ReconstructionWorkflow, build_operator, load_prior, resolve_device, stack_cases
+from .reconstruct import ReconstructionWorkflow, load_prior, resolve_device, stack_cases
 from .registry import SolverName, build_solver, needs_prior, solver_class
 from .settings import default_solver_kwargs
 
@@ -16,7 +16,6 @@ __all__ = [
     "ReconstructionWorkflow",
     "SolverName",
     "SolverNetwork",
-    "build_operator",
     "build_solver",
     "default_solver_kwargs",
     "find_bundle_root",

@@ -29,7 +29,8 @@ def innermost_input_error(exc: BaseException) -> BaseException | None:
         seen.add(id(exc))
         if isinstance(exc, INPUT_ERRORS):
             found = exc
-        exc = exc.__cause__ or exc.__context__
+        # `raise … from None` hides the context: the message the code chose is the innermost one to show
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return found
 
 

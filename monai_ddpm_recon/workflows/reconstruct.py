@@ -81,14 +81,6 @@ def check_prior(checkpoint: str | os.PathLike, image_size: int, verify_checksum:
         )
 
 
-def build_operator(case: Case, device: torch.device):
-    """SENSE operator for multi-coil cases, masked Fourier for single-coil, with a batch dim of 1."""
-    mask = case.mask.to(device)
-    if case.maps is None:
-        return MaskedFourier(mask, case.kspace.shape[-2:])
-    return SenseOperator(case.maps[None].to(device), mask)
-
-
 def batches(cases: Sequence[Case], batch_size: int) -> list[list[Case]]:
     """Consecutive groups of at most ``batch_size`` cases with the same k-space shape (so they stack)."""
     out: list[list[Case]] = []
@@ -176,6 +168,11 @@ class ReconstructionWorkflow:
         self.output_dir = check_output_dir(
             output_dir, inputs=self.inputs, outputs=self.output_files(case_names(spec)), overwrite=self.overwrite
         )
+        # every solver is built (and so every solver argument checked) before any work starts
+        self.prior = None
+        if any(needs_prior(s) for s in self.solvers):
+            self.prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
+        self.built = {name: self._solver(name, self.prior) for name in self.solvers}
 
     def output_files(self, names: Sequence[str]) -> list[Path]:
         """The files (relative to ``output_dir``) a run over the cases ``names`` writes."""
@@ -201,9 +198,8 @@ class ReconstructionWorkflow:
     def run(self) -> list[dict]:
         """Run every solver on every case; returns one metrics row per (case, solver)."""
         cases = load_cases(self.spec, seed=self.seed)
-        prior = None
-        if any(needs_prior(s) for s in self.solvers):
-            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
+        prior = self.prior
+        if prior is not None:
             if tuple(prior.image_size) != tuple(cases[0].kspace.shape[-2:]):
                 raise ValueError(
                     f"the prior models {prior.image_size} images but the cases are {tuple(cases[0].kspace.shape[-2:])}; "
@@ -213,7 +209,7 @@ class ReconstructionWorkflow:
         stds: dict[SolverName, list[np.ndarray | None]] = {}
         rows: list[dict] = []
         for name in self.solvers:
-            solver = self._solver(name, prior)
+            solver = self.built[name]
             recons[name], stds[name] = [], []
             for batch in batches(cases, self.batch_size):
                 kspace, operator = stack_cases(batch, self.device)

@@ -30,6 +30,14 @@ def test_innermost_input_error_is_found_through_the_wrapper():
     assert isinstance(found, ValueError)
     assert one_line(found) == "error: acceleration must be > 1, got 0.5."
     assert innermost_input_error(_wrapped(ZeroDivisionError("bug"))) is None  # a bug keeps its traceback
+    # `raise ... from None` (e.g. an enum lookup turned into a clear message) hides the lookup's own error
+    try:
+        try:
+            raise ValueError("'magic' is not a valid SolverName")
+        except ValueError:
+            raise ValueError("solver='magic' is not a valid option; expected one of 'tv', ...") from None
+    except ValueError as clear:
+        assert one_line(innermost_input_error(_wrapped(clear))).startswith("error: solver='magic'")
 
 
 def _bundle(args, env=None):
