@@ -55,12 +55,12 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from ..operators.fft import fft2c, ifft2c
 from ..operators.fourier import MaskedFourier
+from ..solvers.diffusion import check_prior
 from ..solvers.vp_ve import sigma_to_timestep, ve_sigmas
 from ..utils.validation import check_complex, check_finite, check_shape
 
 __all__ = ["PriorDenoiser", "OperatorPhysics", "DeepinvOperator"]
 
-_PRIOR_MEMBERS = ("x0", "alphas_cumprod", "channels", "image_size", "num_train_timesteps")
 _OPERATOR_MEMBERS = ("forward", "adjoint", "normal", "image_shape", "num_coils", "mask")
 _MAPPINGS = ("affine", "identity")
 
@@ -142,17 +142,7 @@ class PriorDenoiser(_Denoiser):
 
     def __init__(self, prior, mapping: str = "affine") -> None:
         super().__init__()
-        missing = [m for m in _PRIOR_MEMBERS if not hasattr(prior, m)]
-        if missing:
-            raise TypeError(
-                f"prior must be a diffusion prior (members {', '.join(_PRIOR_MEMBERS)}); {type(prior).__name__} lacks "
-                f"{', '.join(missing)}."
-            )
-        if prior.channels not in (1, 2):
-            raise ValueError(
-                f"prior.channels={prior.channels!r}; PriorDenoiser needs a 1-channel (magnitude) or 2-channel "
-                "(real, imaginary) prior."
-            )
+        check_prior(prior)  # the one Prior protocol, 1 or 2 channels
         if mapping not in _MAPPINGS:
             raise ValueError(f"mapping must be one of {_MAPPINGS}, got {mapping!r}.")
         self.prior = prior

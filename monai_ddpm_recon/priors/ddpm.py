@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..utils.validation import check_finite
+from ..utils.validation import check_bool, check_finite
 from .base import DiffusionPrior, Schedule
 
 INTENSITY_CONVENTION = "magnitude / slice max, mapped to [-1, 1] as 2*x-1"
@@ -176,7 +176,7 @@ def verify_checkpoint_checksum(
         if not digest:
             raise ValueError(f"{metadata_path} has no 'sha256' entry.")
         records = [(str(metadata_path), str(digest))]
-    elif not _as_flag("verify_checksum", verify_checksum):
+    elif not check_bool("verify_checksum", verify_checksum):
         logger.warning("%s=%r is loaded without checksum verification (verify_checksum=False).", name, path)
         return None
     else:
@@ -199,18 +199,6 @@ def verify_checkpoint_checksum(
             )
             raise ValueError(f"{name}={path!r}: checksum mismatch: expected sha256 {want} (from {source}), got {got}{hint}.")
     return got
-
-
-def _as_flag(name: str, value) -> bool:
-    """A boolean from Python or a config/command line (``"true"``/``"false"``)."""
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return bool(value)
 
 
 _EXPECTED = f"a DDPM prior checkpoint (format {CHECKPOINT_FORMAT!r}) saved by DDPMPrior.save_checkpoint"

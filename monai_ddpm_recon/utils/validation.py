@@ -57,6 +57,18 @@ def check_int(name: str, value, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_bool(name: str, value) -> bool:
+    """A boolean from Python or from a config / command line, where ``true``/``false`` arrive as strings."""
+    if isinstance(value, str):
+        low = value.strip().lower()
+        if low in ("true", "1", "yes"):
+            return True
+        if low in ("false", "0", "no"):
+            return False
+        raise ValueError(f"{name} must be true or false, got {value!r}.")
+    return bool(value)
+
+
 def check_unit_interval(name: str, value) -> float:
     """Require a number in ``[0, 1]``."""
     try:

@@ -25,7 +25,7 @@ from ..operators import fft2c, ifft2c
 from ..operators.masks import MaskType
 from ..transforms.array import EstimateCoilMaps, LoadFastMRISlice, LoadNiftiSlices, SimulateKspace, UndersampleKspace
 from ..transforms.io import pad_square, resize
-from ..utils.validation import check_positive
+from ..utils.validation import check_bool, check_positive
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 SUFFIXES = (*NIFTI_SUFFIXES, ".h5", ".npy")
@@ -66,18 +66,6 @@ class Case:
 def _suffix(path: str | os.PathLike) -> str:
     name = str(path).lower()
     return next((s for s in SUFFIXES if name.endswith(s)), Path(name).suffix)
-
-
-def _as_bool(name: str, value) -> bool:
-    """Booleans from configs and command lines (``true``/``false`` arrive as strings from ``monai.bundle run``)."""
-    if isinstance(value, str):
-        low = value.strip().lower()
-        if low in ("true", "1", "yes"):
-            return True
-        if low in ("false", "0", "no"):
-            return False
-        raise ValueError(f"{name} must be true or false, got {value!r}.")
-    return bool(value)
 
 
 @dataclass
@@ -127,7 +115,7 @@ class CaseSpec:
                 raise FileNotFoundError(f"input file {f!r} does not exist.")
             if _suffix(f) not in SUFFIXES:
                 raise ValueError(f"input file {f!r} has an unsupported type; expected one of {', '.join(SUFFIXES)}.")
-        self.smooth_phase = _as_bool("smooth_phase", self.smooth_phase)
+        self.smooth_phase = check_bool("smooth_phase", self.smooth_phase)
         if not float(self.acceleration) > 1:
             raise ValueError(f"acceleration must be > 1, got {self.acceleration!r}.")
         if int(self.image_size) < 8:

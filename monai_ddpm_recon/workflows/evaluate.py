@@ -19,7 +19,8 @@ import torch
 
 from ..io import check_output_dir, save_panel, save_psnr_vs_acceleration, write_metrics_table
 from ..metrics import NMSEMetric, PSNRMetric, SSIMMetric
-from .cases import Case, CaseSpec, _as_bool, load_cases
+from ..utils.validation import check_bool
+from .cases import Case, CaseSpec, load_cases
 from .reconstruct import batches, check_prior, load_prior, resolve_device, stack_cases
 from .registry import SolverName, build_solver, needs_prior
 
@@ -139,12 +140,12 @@ class BenchmarkWorkflow:
         self.seed = int(seed)
         self.batch_size = int(batch_size)
         self.progress = progress
-        self.verify_checksum = _as_bool("verify_checksum", verify_checksum)
+        self.verify_checksum = check_bool("verify_checksum", verify_checksum)
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not os.path.isfile(prior_checkpoint):
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
             check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
-        self.overwrite = _as_bool("overwrite", overwrite)
+        self.overwrite = check_bool("overwrite", overwrite)
         self.output_dir = check_output_dir(
             output_dir, inputs=[*spec.input_files, spec.example_data, prior_checkpoint], outputs=self.output_files(),
             overwrite=self.overwrite,

@@ -14,8 +14,8 @@ import torch
 from ..io import RunOutputs, check_output_dir, save_panel, write_metrics_table, write_nifti
 from ..metrics import nmse, psnr, ssim
 from ..operators import MaskedFourier, SenseOperator
-from ..utils.validation import check_positive
-from .cases import Case, CaseSpec, _as_bool, case_names, load_cases
+from ..utils.validation import check_bool, check_positive
+from .cases import Case, CaseSpec, case_names, load_cases
 from .registry import SolverName, build_solver, needs_prior
 
 logger = logging.getLogger(__name__)
@@ -155,14 +155,14 @@ class ReconstructionWorkflow:
         self.num_samples = int(num_samples)
         self.batch_size = int(check_positive("batch_size", batch_size))
         self.prior_checkpoint = prior_checkpoint
-        self.verify_checksum = _as_bool("verify_checksum", verify_checksum)
+        self.verify_checksum = check_bool("verify_checksum", verify_checksum)
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
             check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
-        self.save_images = _as_bool("save_images", save_images)
-        self.save_figures = _as_bool("save_figures", save_figures)
-        self.overwrite = _as_bool("overwrite", overwrite)
+        self.save_images = check_bool("save_images", save_images)
+        self.save_figures = check_bool("save_figures", save_figures)
+        self.overwrite = check_bool("overwrite", overwrite)
         self.progress = progress
         self.inputs = [*spec.input_files, spec.example_data, prior_checkpoint]
         self.output_dir = check_output_dir(
