@@ -56,21 +56,18 @@ GRIDS = {
 }
 
 
-class _RealPhysics:
+def real_image_physics(operator):
     """deepinv ``LinearPhysics`` on real 1-channel images ``(B, 1, H, W)``: our operator on ``x + 0i``."""
+    import deepinv
 
-    def __new__(cls, operator):
-        import deepinv
+    from monai_ddpm_recon.interop.deepinv import OperatorPhysics
 
-        from monai_ddpm_recon.interop.deepinv import OperatorPhysics
-
-        full = OperatorPhysics(operator)
-        zeros = lambda x: torch.zeros_like(x)  # noqa: E731
-        return deepinv.physics.LinearPhysics(
-            A=lambda x: full.A(torch.cat([x, zeros(x)], dim=1)),
-            A_adjoint=lambda y: full.A_adjoint(y)[:, :1],
-            max_iter=50, tol=1e-5,
-        )
+    full = OperatorPhysics(operator)
+    return deepinv.physics.LinearPhysics(
+        A=lambda x: full.A(torch.cat([x, torch.zeros_like(x)], dim=1)),
+        A_adjoint=lambda y: full.A_adjoint(y)[:, :1],
+        max_iter=50, tol=1e-5,
+    )
 
 
 class DeepinvSolver:
@@ -87,7 +84,7 @@ class DeepinvSolver:
 
         scale = PriorMapping.from_kspace(kspace, operator, 1, "none").scale
         y = kspace / scale
-        physics = _RealPhysics(operator)
+        physics = real_image_physics(operator)
         # deepinv's MRI layout: (B, 2, H, W) single-coil, (B, 2, C, H, W) multi-coil (real, imaginary on dim 1)
         parts = torch.stack([y.real, y.imag], dim=1).float()
         y_dinv = parts[:, :, 0] if operator.num_coils == 1 else parts

@@ -30,7 +30,7 @@ from .base import ReconInfo
 from .baselines import check_kspace
 from .mapping import PhaseMode, PriorMapping
 from .samplers import DDIMSampler, Resampling, Sampler
-from .sampling import Conditioning, NonFiniteIterateError, Op, count_denoise, sample_loop
+from .sampling import Conditioning, NonFiniteIterateError, Op, Stepper, count_denoise, sample_loop
 
 
 class GuidanceDivergedError(NonFiniteIterateError):
@@ -201,21 +201,24 @@ class Measurement:
 
     Attributes:
         prior: the prior.
-        sampler: the sampler (rules that weight their update by the sampler's step, e.g. score data terms, ask it).
+        stepper: the sampler's stepper of this call (rules that weight their update by the step, e.g. score data
+            terms, ask it), the same object the sampling loop uses.
         ops: the schedule of this call.
         kspace: ``(N, C, H, W)`` complex measured k-space (physical units).
         operator: the forward model for the ``N`` iterates.
         mapping: the :class:`~.mapping.PriorMapping` of this call.
         generator: the sampling RNG.
+        seed: the seed ``generator`` was started from.
     """
 
     prior: Prior
-    sampler: Sampler
+    stepper: Stepper
     ops: list[Op]
     kspace: torch.Tensor
     operator: LinearOperator
     mapping: PriorMapping
     generator: torch.Generator | None
+    seed: int | None = None
 
 
 @runtime_checkable
@@ -309,11 +312,10 @@ class DiffusionSolver:
         B, K = kspace.shape[0], self.num_samples
         mapping = PriorMapping.from_kspace(kspace, operator, self.prior.channels, self.phase_mode, self.scale_percentile)
         seed = self.seed if self.seed is not None else int(torch.randint(0, 2**62, (1,)).item())
-        self._last_seed = seed
         generator = torch.Generator().manual_seed(seed)
         measurement = Measurement(
-            self.prior, self.sampler, self.schedule(), kspace.repeat_interleave(K, dim=0) if K > 1 else kspace,
-            expand_operator(operator, B, K), mapping.expand(K) if K > 1 else mapping, generator,
+            self.prior, self.stepper(), self.schedule(), kspace.repeat_interleave(K, dim=0) if K > 1 else kspace,
+            expand_operator(operator, B, K), mapping.expand(K) if K > 1 else mapping, generator, seed,
         )
         shape = (B * K, self.prior.channels, *self.prior.image_size)
         x_init = torch.randn(shape, generator=generator, dtype=real_dtype).to(kspace.device)
@@ -327,7 +329,7 @@ class DiffusionSolver:
         condition = self.rule.bind(m) if self.rule is not None else None
         try:
             x = sample_loop(
-                self.prior, m.ops, x_init, condition, self.stepper(), generator=m.generator, progress=self.progress,
+                self.prior, m.ops, x_init, condition, m.stepper, generator=m.generator, progress=self.progress,
                 desc=type(self).__name__,
             )
         except GuidanceDivergedError:
@@ -358,7 +360,7 @@ class DiffusionSolver:
             std=std,
             extra={
                 "scale": mapping.scale.reshape(-1).detach().cpu(),
-                "seed": self._last_seed,
+                "seed": m.seed,
                 "num_samples": K,
                 "schedule_length": len(m.ops),
                 "grad_nfe": nfe if grad else 0,

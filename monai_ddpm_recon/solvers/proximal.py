@@ -144,6 +144,7 @@ class ProximalDataConsistency:
         constrained = magnitude and (
             self.space == ProximalSpace.PRIOR or (self.space == ProximalSpace.AUTO and mapping.phase is None)
         )
+        project = magnitude and not constrained  # solved over the complex image, then projected onto the manifold
         if not constrained:  # solve over the complex image; a magnitude prior projects the result afterwards
             solve_lift, solve_lower = (lambda u: u), (lambda w: w)
         else:
@@ -156,14 +157,14 @@ class ProximalDataConsistency:
                 x0 = x0.clamp(-1, 1)
             v0 = (x0 + 1) / 2 if magnitude else torch.complex(x0[:, :1], x0[:, 1:2]).to(m.kspace.dtype)
             rho = self.rho_at(m, ctx.t, v0.real if v0.is_complex() else v0)
-            start = v0 if constrained or not magnitude else lift(v0)
+            start = lift(v0) if project else v0
 
             def normal(v: torch.Tensor) -> torch.Tensor:
                 return torch.addcmul(solve_lower(operator.normal(solve_lift(v))), rho.to(v.real.dtype), v)
 
             sol = conjugate_gradient(normal, rhs_data + rho * start, start, self.cg_iterations, self.cg_tol)
             self._residuals.append(float(sol.relative_residual.max()))
-            v = sol.x if constrained or not magnitude else lower(sol.x)
+            v = lower(sol.x) if project else sol.x
             out = 2 * v - 1 if magnitude else torch.cat([v.real, v.imag], dim=1)
             return out.to(x0.dtype)
 

@@ -286,7 +286,7 @@ class ScoreDataTerm:
 
     def bind(self, m: Measurement) -> Conditioning:
         data = DataTerm(m.operator, m.kspace, m.mapping, self.data_gradient, self.sigma_y, self.data_weight)
-        stepper, prior = m.sampler.stepper(m.prior), m.prior
+        stepper, prior = m.stepper, m.prior
         if data.mode != DataGradient.NORMALIZED and data.sigma_y == float("inf"):
             return Conditioning()
 

@@ -41,7 +41,7 @@ class _TwoChannelGaussian(DiffusionPrior):
 
 
 def _measurement(prior, kspace, operator, mapping):
-    return Measurement(prior, DDIMSampler(10), [], kspace, operator, mapping, torch.Generator().manual_seed(0))
+    return Measurement(prior, DDIMSampler(10).stepper(prior), [], kspace, operator, mapping, torch.Generator().manual_seed(0))
 
 
 def _ctx(x0, t=500):
