@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from .base import DiffusionPrior, Prior, Schedule, make_betas
+from .base import DiffusionPrior, Prior, Schedule, make_betas, prior_supports_size
 from .ddpm import DDPMPrior, build_network, default_network_kwargs, sha256_file
 
 __all__ = [
     "DDPMPrior",
     "DiffusionPrior",
     "Prior",
+    "prior_supports_size",
     "Schedule",
     "build_network",
     "default_network_kwargs",

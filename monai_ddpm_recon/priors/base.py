@@ -113,6 +113,11 @@ class DiffusionPrior:
         a = self._alphas_cumprod[t.cpu()].to(device=like.device, dtype=like.dtype)
         return a.reshape(-1, 1, 1, 1)
 
+    def supports_size(self, size: tuple[int, int]) -> bool:
+        """Whether this prior models images of ``size`` ``(H, W)``: only its own ``image_size`` for a whole-image
+        prior (patch priors accept any size)."""
+        return tuple(int(s) for s in size) == tuple(self.image_size)
+
     # --- model -----------------------------------------------------------------------------------------------
     def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
         """Predicted noise ``ε(x_t, t)``, same shape as ``x_t`` ``(B, channels, H, W)``."""
@@ -144,3 +149,11 @@ class DiffusionPrior:
             )
         if torch.is_complex(x_t):
             raise TypeError("x_t must be real; complex images enter a prior as magnitude or as 2 channels (real, imag).")
+
+
+def prior_supports_size(prior, size: tuple[int, int]) -> bool:
+    """``prior.supports_size(size)`` when the prior defines it, else ``size == prior.image_size``."""
+    fn = getattr(prior, "supports_size", None)
+    if callable(fn):
+        return bool(fn(size))
+    return tuple(int(s) for s in size) == tuple(int(s) for s in prior.image_size)
