@@ -1,8 +1,24 @@
-"""Axial 2D slices from brain MRI volumes, resized and normalised for the DDPM prior.
+"""Slice preprocessing and the intensity scale rule: the one implementation that training and inference share.
 
-Intensity convention: every slice is a non-negative magnitude image divided by its own maximum, so it lies in
-``[0, 1]`` (``magnitude`` convention); the prior sees ``2 * x - 1`` in ``[-1, 1]``. Slices are padded to a square
-(centred, zero padding, aspect kept) and resized with antialiased bilinear interpolation.
+Geometry (:func:`axial_slice`, :func:`pad_to_square`, :func:`resize`): an axial slice of a RAS volume is rotated so
+that anterior is at the top and the subject's left on the left, zero-padded to a centred square (aspect kept) and
+resized with antialiased bilinear interpolation (``align_corners=False``), negative overshoot clipped to 0. A slice
+already at the requested size is returned unchanged; ``spatial_size=None`` (the bundle's ``image_size: null``)
+keeps every slice at its own, possibly non-square, matrix size. Training (:func:`volume_slices`), the inference
+loaders (:mod:`monai_ddpm_recon.transforms.io`) and the benchmarks call these functions.
+
+Intensity scale rule (:func:`intensity_scale`, the only one): a magnitude ``m`` is divided by
+``s = percentile_p(|ref|)``, a robust maximum (the maximum when the percentile is 0), and the prior sees
+``2 · m / s - 1`` (:func:`to_model_range`); results return to physical units as ``s · (x + 1) / 2``
+(:func:`from_model_range`). Who uses which ``ref`` and ``p``:
+
+- training slices: ``ref`` = the slice itself, ``p = 100`` (``s`` = its maximum, images in ``[0, 1]``;
+  :func:`normalise_max`);
+- inference transforms (:class:`~monai_ddpm_recon.transforms.NormalizeIntensityRanged`) and the diffusion solvers
+  (:class:`~monai_ddpm_recon.solvers.mapping.PriorMapping`, ``scale_percentile``): ``ref`` = the zero-filled
+  magnitude ``|Aᴴ y|``, ``p = 99.5``, so a single hot pixel does not set the scale;
+- compressed-sensing baselines (:func:`~monai_ddpm_recon.solvers.baselines.kspace_scale`): ``ref = |Aᴴ y|``,
+  ``p = 99``, so ``λ`` does not depend on the data's units.
 """
 
 from __future__ import annotations
@@ -13,6 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from ..utils.validation import check_finite
 
 COLIN27_PATH = "/usr/share/mricron/templates/ch2.nii.gz"
 COLIN27_PACKAGE = "mricron-data"
@@ -89,39 +107,98 @@ def axial_slice(volume: np.ndarray, z: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(volume[:, :, z]))
 
 
-def pad_to_square(img: np.ndarray) -> np.ndarray:
-    """Centre ``img (H, W)`` in a zero square of side ``max(H, W)``."""
-    h, w = img.shape
+def _as_torch(img) -> torch.Tensor:
+    if isinstance(img, torch.Tensor):
+        return img
+    return torch.from_numpy(np.ascontiguousarray(img))
+
+
+def pad_to_square(img: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+    """Centre ``img (..., H, W)`` in a zero square of side ``max(H, W)``; numpy in, numpy out (dtype kept)."""
+    x = _as_torch(img)
+    h, w = x.shape[-2:]
     s = max(h, w)
-    out = np.zeros((s, s), dtype=img.dtype)
     top, left = (s - h) // 2, (s - w) // 2
-    out[top : top + h, left : left + w] = img
-    return out
+    out = F.pad(x, (left, s - w - left, top, s - h - top))
+    return out if isinstance(img, torch.Tensor) else out.numpy()
+
+
+def as_spatial_size(spatial_size: tuple[int, int] | int) -> tuple[int, int]:
+    """``(H, W)`` of an int (square) or a pair of positive ints; a clear ``ValueError`` otherwise."""
+    size = (spatial_size, spatial_size) if isinstance(spatial_size, (int, np.integer)) else tuple(spatial_size)
+    if len(size) != 2 or any(int(v) != v or int(v) < 1 for v in size):
+        raise ValueError(f"spatial_size must be an int or (H, W) of positive ints, got {spatial_size!r}.")
+    return int(size[0]), int(size[1])
+
+
+def resize(x: torch.Tensor, spatial_size: tuple[int, int] | int | None) -> torch.Tensor:
+    """Resize real slices ``(N, H, W)`` (antialiased bilinear), clipped to ``>= 0``.
+
+    Args:
+        x: float tensor ``(N, H, W)``.
+        spatial_size: ``(H', W')`` or an int (square); ``None`` or the current size returns ``x`` unchanged.
+
+    Returns:
+        float tensor ``(N, H', W')``.
+    """
+    if spatial_size is None:
+        return x
+    size = as_spatial_size(spatial_size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    y = F.interpolate(x[:, None], size=size, mode="bilinear", antialias=True, align_corners=False)[:, 0]
+    return y.clamp_min(0)
 
 
 def resize_square(img: np.ndarray, size: int) -> np.ndarray:
-    """Pad ``img (H, W)`` to a square and resize to ``(size, size)`` (antialiased bilinear), float32."""
-    sq = torch.from_numpy(pad_to_square(np.asarray(img, dtype=np.float32)))[None, None]
-    out = F.interpolate(sq, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    return out[0, 0].clamp_min(0).numpy()
+    """Pad ``img (H, W)`` to a square and resize to ``(size, size)`` (antialiased bilinear), float32, ``>= 0``."""
+    sq = pad_to_square(torch.from_numpy(np.array(img, dtype=np.float32)))
+    return resize(sq[None], size)[0].clamp_min(0).numpy()
+
+
+def intensity_scale(ref, percentile: float = 100.0, name: str = "ref") -> float:
+    """The intensity scale rule (see the module docstring): ``s = percentile_p(|ref|)``, or ``max |ref|`` if that is 0.
+
+    Args:
+        ref: real or complex numpy array or tensor, any shape.
+        percentile: ``p`` in ``(0, 100]``; 100 gives the maximum.
+        name: the argument named in errors.
+
+    Returns:
+        ``s > 0`` as a Python float (computed in float64; arrays above 16 M elements use the maximum).
+
+    Raises:
+        ValueError: ``ref`` is all zero (an empty slice) or holds NaN/Inf, or ``percentile`` is out of range.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}.")
+    mag = _as_torch(ref).abs().to(torch.float64).flatten()
+    check_finite(name, mag)
+    scale = float(torch.quantile(mag, percentile / 100)) if 0 < mag.numel() <= 16_000_000 else float(mag.max())
+    if scale <= 0:
+        scale = float(mag.max()) if mag.numel() else 0.0
+    if scale <= 0:
+        raise ValueError(f"{name} is all zero (an empty slice); cannot derive an intensity scale.")
+    return scale
 
 
 def normalise_max(img: np.ndarray) -> np.ndarray:
-    """Magnitude convention: ``|img| / max |img|`` in ``[0, 1]``; raises on an empty (all-zero) slice."""
+    """Training images: ``|img| / s`` with ``s = intensity_scale(img, 100)`` (the maximum), float32 in ``[0, 1]``.
+
+    Raises:
+        ValueError: an empty (all-zero) or non-finite slice.
+    """
     img = np.abs(np.asarray(img, dtype=np.float32))
-    m = float(img.max())
-    if not np.isfinite(m) or m <= 0:
-        raise ValueError("cannot normalise an empty or non-finite slice (max must be finite and > 0).")
-    return img / m
+    return img / intensity_scale(img, 100.0, name="slice")
 
 
 def to_model_range(x: np.ndarray | torch.Tensor):
-    """``[0, 1]`` magnitude -> the prior's ``[-1, 1]``."""
+    """``[0, 1]`` magnitude (``m / s``) -> the prior's ``[-1, 1]``: ``2 x - 1``."""
     return x * 2 - 1
 
 
 def from_model_range(x: np.ndarray | torch.Tensor):
-    """The prior's ``[-1, 1]`` -> ``[0, 1]`` magnitude."""
+    """The prior's ``[-1, 1]`` -> ``[0, 1]`` magnitude: ``(x + 1) / 2`` (multiply by ``s`` for physical units)."""
     return (x + 1) / 2
 
 

@@ -2,7 +2,8 @@
 
 :func:`~monai_ddpm_recon.transforms.io.load_nifti_slices` turns slice ``k`` of a volume into a model image in four
 steps: reorient to the closest canonical (RAS+) orientation, take ``vol[:, :, k]``, rotate it by 90° (``np.rot90``,
-anterior at the top), zero-pad it to a square and resize it to ``image_size``. :class:`SliceGeometry` undoes the
+anterior at the top), zero-pad it to a square and resize it to ``image_size`` (``image_size=None``: neither, the
+slice keeps its own matrix). :class:`SliceGeometry` undoes the
 rotation and the reorientation when writing, so an output is a one-slice 3-D volume in the input's own axis order,
 and composes the input's affine with the slice position (a translation to ``k`` along the slice axis) and with the
 padding / resizing (a shift and a scaling in plane). Without padding or resizing (a square input of ``image_size``)
@@ -21,7 +22,7 @@ CANONICAL = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)  # RAS+: array axis 
 
 @dataclass(frozen=True)
 class SliceGeometry:
-    """How to write a model image ``(N, N)`` of one input slice as NIfTI.
+    """How to write a model image ``(H, W)`` of one input slice as NIfTI.
 
     Attributes:
         canonical_affine: ``4 × 4`` affine of the model image's un-rotated array ``np.rot90(image, -1)[:, :, None]``
@@ -35,7 +36,7 @@ class SliceGeometry:
     slice_index: int
 
     def volume(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(array, affine)`` of a model image ``(N, N)`` as a one-slice volume in the input's axis order."""
+        """``(array, affine)`` of a model image ``(H, W)`` as a one-slice volume in the input's axis order."""
         import nibabel as nib
 
         arr = np.asarray(image)
@@ -48,19 +49,20 @@ class SliceGeometry:
 
 
 def nifti_slice_geometry(
-    path: str | os.PathLike, slice_index: int, image_size: int, pad_to_square: bool = True
+    path: str | os.PathLike, slice_index: int, image_size: int | None, pad_to_square: bool = True
 ) -> SliceGeometry:
     """The geometry of slice ``slice_index`` of a NIfTI volume loaded at ``image_size`` (read from the header only).
 
     Mirrors :func:`~monai_ddpm_recon.transforms.io.load_nifti_slices` (``spatial_size=image_size``): the model
     image's pixel ``(r, c)`` is canonical voxel ``x = (c + ½)·s − ½ − left``, ``y = Y − 1 − ((r + ½)·s − ½ − top)``,
     ``z = k`` with ``S = max(X, Y)`` (padded square), ``s = S / image_size`` and the pads ``top = (S − Y) // 2``,
-    ``left = (S − X) // 2``.
+    ``left = (S − X) // 2``. With ``image_size=None`` (native size) there is no padding or resizing: ``s = 1``,
+    ``top = left = 0`` and the model image is ``(Y, X)``.
 
     Args:
         path: the ``.nii`` / ``.nii.gz`` input (2-D, or 3-D with trailing singleton axes dropped).
         slice_index: the axial slice (negative counts from the end).
-        image_size: side of the model image.
+        image_size: side of the model image, or ``None`` for the slice at its own matrix size.
         pad_to_square: as in the loader.
 
     Returns:
@@ -84,12 +86,16 @@ def nifti_slice_geometry(
         canonical_affine, canonical_shape, to_input = affine, [*shape[:2], 1], CANONICAL.copy()
     x, y, z = canonical_shape
     k = int(slice_index) % z
-    # the rotated slice is (Y, X); padded to (rows, cols), then resized to image_size², where output pixel q samples
-    # the padded image at (q + ½)·rows/N − ½ (bilinear, align_corners=False)
-    rows, cols = (max(x, y), max(x, y)) if pad_to_square else (y, x)
-    s_row, s_col = rows / image_size, cols / image_size
+    # the rotated slice is (Y, X); padded to (rows, cols), then resized to (out_rows, out_cols), where output pixel q
+    # samples the padded image at (q + ½)·rows/out_rows − ½ (bilinear, align_corners=False)
+    if image_size is None:
+        rows, cols = out_rows, out_cols = y, x
+    else:
+        rows, cols = (max(x, y), max(x, y)) if pad_to_square else (y, x)
+        out_rows = out_cols = int(image_size)
+    s_row, s_col = rows / out_rows, cols / out_cols
     top, left = (rows - y) // 2, (cols - x) // 2
-    # un-rotated array W[a, b] = image[N − 1 − b, a]: x = (a + ½)·s_col − ½ − left, y = (b + ½)·s_row − ½ − bottom
+    # un-rotated array W[a, b] = image[out_rows − 1 − b, a]: x = (a + ½)·s_col − ½ − left, y = (b + ½)·s_row − ½ − bottom
     bottom = rows - y - top
     to_canonical = np.array(
         [

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from .array import (
+    CropKspace,
     DenormalizeIntensityRange,
     EstimateCoilMaps,
     LoadFastMRISlice,
     LoadNiftiSlices,
+    LoadNpySlices,
     NormalizeIntensityRange,
+    ResizeSlices,
     SimulatedKspace,
     SimulateKspace,
     UndersampleKspace,
@@ -16,31 +19,40 @@ from .array import (
     robust_scale,
 )
 from .dictionary import (
+    CropKspaced,
     DenormalizeIntensityRanged,
     EstimateCoilMapsd,
     LoadFastMRISliced,
     LoadNiftiSliced,
+    LoadMagnitudeSliced,
     NormalizeIntensityRanged,
     ReconKeys,
+    ResizeSlicesd,
     SimulateKspaced,
     UndersampleKspaced,
     ZeroFilledd,
 )
-from .io import MissingFileError, load_nifti_slices, read_fastmri_slice, write_fastmri_h5
+from .io import MissingFileError, load_nifti_slices, load_npy_slices, read_fastmri_slice, write_fastmri_h5
 
 __all__ = [
+    "CropKspace",
+    "CropKspaced",
     "DenormalizeIntensityRange",
     "DenormalizeIntensityRanged",
     "EstimateCoilMaps",
     "EstimateCoilMapsd",
     "LoadFastMRISlice",
     "LoadFastMRISliced",
+    "LoadMagnitudeSliced",
     "LoadNiftiSlices",
     "LoadNiftiSliced",
+    "LoadNpySlices",
     "MissingFileError",
     "NormalizeIntensityRange",
     "NormalizeIntensityRanged",
     "ReconKeys",
+    "ResizeSlices",
+    "ResizeSlicesd",
     "SimulateKspace",
     "SimulateKspaced",
     "SimulatedKspace",
@@ -50,6 +62,7 @@ __all__ = [
     "ZeroFilled",
     "ZeroFilledd",
     "load_nifti_slices",
+    "load_npy_slices",
     "read_fastmri_slice",
     "robust_scale",
     "write_fastmri_h5",

@@ -16,18 +16,22 @@ import numpy as np
 import torch
 from monai.transforms import Randomizable, Transform
 
-from ..operators import SenseOperator, birdcage_maps, effective_acceleration, espirit_maps, fft2c, ifft2c, make_mask
+from ..data.slices import as_spatial_size, intensity_scale, pad_to_square, resize
+from ..operators import birdcage_maps, effective_acceleration, espirit_maps, fft2c, ifft2c, make_mask
 from ..operators.masks import MaskType
 from ..utils.enums import StrEnum
 from ..utils.validation import check_complex, check_finite, check_positive
-from .io import load_nifti_slices, read_fastmri_slice
+from .io import load_nifti_slices, load_npy_slices, read_fastmri_slice
 
 __all__ = [
+    "CropKspace",
     "DenormalizeIntensityRange",
     "EstimateCoilMaps",
     "LoadFastMRISlice",
     "LoadNiftiSlices",
+    "LoadNpySlices",
     "NormalizeIntensityRange",
+    "ResizeSlices",
     "SimulateKspace",
     "SimulatedKspace",
     "UndersampleKspace",
@@ -105,6 +109,76 @@ class LoadNiftiSlices(Transform):
     def __call__(self, path, slice_index: int | Sequence[int] | None = None) -> tuple[torch.Tensor, dict]:
         idx = self.slice_index if slice_index is None else slice_index
         return load_nifti_slices(path, idx, self.spatial_size, self.pad_to_square)
+
+
+
+class LoadNpySlices(Transform):
+    """Load magnitude slices ``(N, H, W)`` float32 from a ``.npy`` stack (see :func:`.io.load_npy_slices`).
+
+    Args:
+        slice_index: int (gives ``(1, H, W)``), sequence of ints, or ``None`` (all slices); overridable per call.
+    """
+
+    def __init__(self, slice_index: int | Sequence[int] | None = None) -> None:
+        self.slice_index = slice_index
+
+    def __call__(self, path, slice_index: int | Sequence[int] | None = None) -> torch.Tensor:
+        idx = self.slice_index if slice_index is None else slice_index
+        return load_npy_slices(path, idx)
+
+
+class ResizeSlices(Transform):
+    """Zero-pad real slices ``(N, H, W)`` to a centred square and resize them (antialiased bilinear, ``>= 0``).
+
+    The one slice preprocessing of :mod:`monai_ddpm_recon.data.slices`. Slices already of ``spatial_size`` are
+    returned unchanged, as are all slices when ``spatial_size`` is ``None`` (native matrix size).
+
+    Args:
+        spatial_size: output ``(H, W)``, an int (square) or ``None`` (keep every slice's own size).
+        pad_to_square: zero-pad to a square before resizing (keeps the aspect ratio).
+    """
+
+    def __init__(self, spatial_size: tuple[int, int] | int | None, pad_to_square: bool = True) -> None:
+        self.spatial_size = spatial_size
+        self.pad_to_square = pad_to_square
+
+    def __call__(self, img) -> torch.Tensor:
+        x = _as_tensor("img", img)
+        if self.spatial_size is None or tuple(x.shape[-2:]) == as_spatial_size(self.spatial_size):
+            return x
+        return resize(pad_to_square(x) if self.pad_to_square else x, self.spatial_size)
+
+
+class CropKspace(Transform):
+    """Low-resolution k-space ``(C, size, size)`` of the full field of view of k-space ``(C, H, W)``.
+
+    fastMRI k-space is oversampled 2× along the readout (H): the image is first cropped to a square of the
+    phase-encode width ``s = min(H, W)`` (removing the oversampling), then the central ``size × size`` block of its
+    k-space is kept and scaled by ``size / s`` (so image intensities keep their units). ``size=None`` returns the
+    k-space at its own size.
+
+    Args:
+        size: side of the output matrix, ``<= min(H, W)``, or ``None``.
+    """
+
+    def __init__(self, size: int | None) -> None:
+        if size is not None and int(size) < 1:
+            raise ValueError(f"size must be a positive int or None, got {size!r}.")
+        self.size = None if size is None else int(size)
+
+    def __call__(self, kspace) -> torch.Tensor:
+        k = _check_kspace("kspace", kspace)
+        if self.size is None:
+            return k
+        img = ifft2c(k)
+        h, w = img.shape[-2:]
+        s = min(h, w)
+        top, left = (h - s) // 2, (w - s) // 2
+        k = fft2c(img[:, top : top + s, left : left + s])
+        if self.size > s:
+            raise ValueError(f"image_size={self.size} exceeds the data's resolution {s}.")
+        c = s // 2 - self.size // 2
+        return k[:, c : c + self.size, c : c + self.size].contiguous() * (self.size / s)
 
 
 class SimulatedKspace(NamedTuple):
@@ -234,24 +308,26 @@ class UndersampleKspace(Transform):
         self.seed = seed
         self.calib_size = calib_size
         self.effective_acceleration: float | None = None
-        self._cache: dict[tuple[int, int], torch.Tensor] = {}
+        self._cache: dict[tuple[int, int, int], torch.Tensor] = {}
 
-    def make(self, image_shape: tuple[int, int]) -> torch.Tensor:
-        """The mask for ``image_shape``: float32 ``(1, 1, W)`` or ``(1, H, W)``."""
-        key = (int(image_shape[0]), int(image_shape[1]))
-        if self.seed is not None and key in self._cache:
+    def make(self, image_shape: tuple[int, int], seed: int | None = None) -> torch.Tensor:
+        """The mask for ``image_shape``: float32 ``(1, 1, W)`` or ``(1, H, W)``; ``seed`` overrides ``self.seed``."""
+        seed = self.seed if seed is None else int(seed)
+        key = (seed, int(image_shape[0]), int(image_shape[1]))
+        if seed is not None and key in self._cache:
             return self._cache[key]
-        mask = make_mask(self.mask_type, key, self.acceleration, self.center_fraction, self.seed, self.calib_size)[0]
-        if self.seed is not None:
+        mask = make_mask(self.mask_type, key[1:], self.acceleration, self.center_fraction, seed, self.calib_size)[0]
+        if seed is not None:
             self._cache[key] = mask
         return mask
 
-    def __call__(self, kspace, mask=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(masked kspace (C, H, W), mask)``; pass ``mask`` to apply a given mask instead of making one."""
+    def __call__(self, kspace, mask=None, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return ``(masked kspace (C, H, W), mask)``; pass ``mask`` to apply a given mask instead of making one, or
+        ``seed`` to draw this call's mask with that seed (one mask per case, as in fastMRI's evaluation)."""
         k = _check_kspace("kspace", kspace)
         shape = (int(k.shape[-2]), int(k.shape[-1]))
         if mask is None:
-            mask = self.make(shape)
+            mask = self.make(shape, seed)
         else:
             mask = _as_tensor("mask", mask).to(torch.float32)
             while mask.ndim < 3:
@@ -314,26 +390,22 @@ class ZeroFilled(Transform):
         maps = check_complex("sens_maps", _as_tensor("sens_maps", sens_maps))
         if tuple(maps.shape) != tuple(k.shape):
             raise ValueError(f"sens_maps has shape {tuple(maps.shape)}; expected the k-space shape {tuple(k.shape)}.")
-        m = torch.ones(1, 1, 1, k.shape[-1]) if mask is None else _as_tensor("mask", mask)[None]
-        return SenseOperator(maps[None].to(k.dtype), m.to(k.device)).adjoint(k[None])[0]
+        if mask is not None:
+            m = _as_tensor("mask", mask).to(k.device, k.real.dtype)
+            if m.ndim != 3 or m.shape[0] != 1 or m.shape[-1] != k.shape[-1] or m.shape[-2] not in (1, k.shape[-2]):
+                raise ValueError(f"mask has shape {tuple(m.shape)}; expected (1, 1, {k.shape[-1]}) or (1, {k.shape[-2]}, {k.shape[-1]}).")
+            k = k * m
+        # Aᴴ y = Σ_c S_cᴴ F⁻¹ M y_c, the image factor first: its (contiguous) layout fixes the coil sum's order
+        return (ifft2c(k) * maps.to(k.dtype).conj()).sum(dim=0, keepdim=True)
 
 
 def robust_scale(ref, percentile: float = 99.5) -> float:
-    """Scale rule: the ``percentile``-th percentile of ``|ref|`` (a robust max); falls back to the max if that is 0.
+    """The inference intensity scale: :func:`~monai_ddpm_recon.data.slices.intensity_scale` at ``percentile``
+    (99.5 by default, a robust maximum of ``|ref|``; see that module for the one scale rule).
 
     Raises ``ValueError`` if ``ref`` is all zero or not finite.
     """
-    r = _as_tensor("ref", ref)
-    mag = r.abs().to(torch.float64).flatten()
-    check_finite("ref", mag)
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}.")
-    scale = float(torch.quantile(mag, percentile / 100)) if mag.numel() <= 16_000_000 else float(mag.max())
-    if scale <= 0:
-        scale = float(mag.max())
-    if scale <= 0:
-        raise ValueError("ref is all zero; cannot derive an intensity scale.")
-    return scale
+    return intensity_scale(_as_tensor("ref", ref), percentile, name="ref")
 
 
 class NormalizeIntensityRange(Transform):

@@ -15,6 +15,7 @@ Dictionary keys (defaults, see :class:`ReconKeys`) and their contents, all witho
 ``zf_rss``             float32 ``(1, H, W)`` root-sum-of-squares zero-filled image
 ``zf_sense``           complex64 ``(1, H, W)`` SENSE-combined zero-filled image ``Aᴴ y``
 ``scale``              float: intensity scale (see :class:`NormalizeIntensityRanged`)
+``slice_index``        optional per-item slice of a loader; ``seed``: optional per-item mask seed
 ``<key>_meta_dict``    metadata of loaded files
 =====================  ==========================================================================================
 
@@ -34,11 +35,14 @@ from monai.transforms import MapTransform, Randomizable
 from ..operators.masks import MaskType
 from ..utils.validation import check_positive
 from .array import (
+    CropKspace,
     DenormalizeIntensityRange,
     EstimateCoilMaps,
     LoadFastMRISlice,
     LoadNiftiSlices,
+    LoadNpySlices,
     NormalizeIntensityRange,
+    ResizeSlices,
     SimulateKspace,
     UndersampleKspace,
     ZeroFilled,
@@ -47,12 +51,15 @@ from .array import (
 )
 
 __all__ = [
+    "CropKspaced",
     "DenormalizeIntensityRanged",
     "EstimateCoilMapsd",
     "LoadFastMRISliced",
     "LoadNiftiSliced",
+    "LoadMagnitudeSliced",
     "NormalizeIntensityRanged",
     "ReconKeys",
+    "ResizeSlicesd",
     "SimulateKspaced",
     "UndersampleKspaced",
     "ZeroFilledd",
@@ -74,6 +81,7 @@ class ReconKeys:
     ZF_SENSE = "zf_sense"
     SCALE = "scale"
     SLICE_INDEX = "slice_index"
+    SEED = "seed"
 
 
 def _single_key(transform: MapTransform) -> Hashable:
@@ -144,6 +152,78 @@ class LoadNiftiSliced(MapTransform):
         return d
 
 
+
+class LoadMagnitudeSliced(MapTransform):
+    """Load magnitude slices ``(N, H, W)`` float32, at the input's own matrix size, from the path in ``d[key]``.
+
+    A NIfTI volume (``.nii``/``.nii.gz``) is read by :class:`.array.LoadNiftiSlices` (RAS, anterior at the top,
+    no padding or resizing); a ``.npy`` stack ``(N, [1,] H, W)`` by :class:`.array.LoadNpySlices`. With an int
+    ``slice_index`` (or ``d[slice_key]``) the result is one slice ``(1, H, W)``. Metadata (filename, slice
+    indices and, for NIfTI, the affine) goes to ``d[f"{key}_meta_dict"]``.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection = ReconKeys.IMAGE,
+        slice_index: int | Sequence[int] | None = None,
+        slice_key: str = ReconKeys.SLICE_INDEX,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.nifti = LoadNiftiSlices(slice_index, spatial_size=None, pad_to_square=False)
+        self.npy = LoadNpySlices(slice_index)
+        self.slice_key = slice_key
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            path, idx = str(d[key]), d.get(self.slice_key)
+            if path.lower().endswith(".npy"):
+                d[key] = self.npy(path, slice_index=idx)
+                d[f"{key}_meta_dict"] = {"filename": path, "slice_indices": idx if idx is not None else self.npy.slice_index}
+            elif path.lower().endswith((".nii", ".nii.gz")):
+                d[key], d[f"{key}_meta_dict"] = self.nifti(path, slice_index=idx)
+            else:
+                raise ValueError(f"{key}: {path!r} is neither a NIfTI (.nii, .nii.gz) nor a .npy file.")
+        return d
+
+
+class ResizeSlicesd(MapTransform):
+    """Pad to a square and resize the slices in ``d[key]`` (see :class:`.array.ResizeSlices`); ``spatial_size=None``
+    keeps their own matrix size."""
+
+    def __init__(
+        self,
+        keys: KeysCollection = ReconKeys.IMAGE,
+        spatial_size: tuple[int, int] | int | None = None,
+        pad_to_square: bool = True,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.resizer = ResizeSlices(spatial_size, pad_to_square)
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.resizer(d[key])
+        return d
+
+
+class CropKspaced(MapTransform):
+    """Crop the k-space in ``d[key]`` to the full field of view at ``size × size`` (see :class:`.array.CropKspace`);
+    ``size=None`` keeps it at its own size."""
+
+    def __init__(self, keys: KeysCollection = ReconKeys.KSPACE, size: int | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.crop = CropKspace(size)
+
+    def __call__(self, data: Mapping) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.crop(d[key])
+        return d
+
+
 class SimulateKspaced(Randomizable, MapTransform):
     """Simulate multi-coil k-space from the magnitude image in ``d[key]`` (see :class:`.array.SimulateKspace`).
 
@@ -196,7 +276,8 @@ class UndersampleKspaced(MapTransform):
     Writes the masked k-space back to ``d[key]``, the mask to ``d[mask_key]``, the nominal and effective
     accelerations to ``d[acceleration_key]`` / ``d[effective_acceleration_key]`` and, if ``full_key`` is set, the
     fully sampled k-space to ``d[full_key]``. With ``use_existing_mask=True`` a mask already in ``d[mask_key]``
-    (e.g. from a fastMRI test file) is applied instead of a new one.
+    (e.g. from a fastMRI test file) is applied instead of a new one. An int in ``d[seed_key]`` seeds this item's
+    mask (one mask per case); without it the transform's ``seed`` is used.
     """
 
     def __init__(
@@ -212,11 +293,12 @@ class UndersampleKspaced(MapTransform):
         acceleration_key: str = ReconKeys.ACCELERATION,
         effective_acceleration_key: str = ReconKeys.EFFECTIVE_ACCELERATION,
         use_existing_mask: bool = False,
+        seed_key: str = ReconKeys.SEED,
         allow_missing_keys: bool = False,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.undersample = UndersampleKspace(mask_type, acceleration, center_fraction, seed, calib_size)
-        self.mask_key, self.full_key = mask_key, full_key
+        self.mask_key, self.full_key, self.seed_key = mask_key, full_key, seed_key
         self.acceleration_key, self.effective_acceleration_key = acceleration_key, effective_acceleration_key
         self.use_existing_mask = use_existing_mask
 
@@ -228,7 +310,7 @@ class UndersampleKspaced(MapTransform):
                 raise ValueError(f"use_existing_mask=True but the data has no {self.mask_key!r} entry.")
             if self.full_key is not None:
                 d[self.full_key] = d[key]
-            d[key], d[self.mask_key] = self.undersample(d[key], mask=given)
+            d[key], d[self.mask_key] = self.undersample(d[key], mask=given, seed=d.get(self.seed_key))
             d[self.acceleration_key] = (
                 self.undersample.effective_acceleration if given is not None else self.undersample.acceleration
             )

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from ..data.slices import axial_slice, pad_to_square as pad_slices_to_square, resize
 from ..utils.validation import check_finite
 
 RECON_KEYS = ("reconstruction_rss", "reconstruction_esc")
@@ -239,13 +239,15 @@ def load_nifti_slices(
     """Load a NIfTI volume as 2D axial magnitude slices.
 
     The volume is reoriented to the closest canonical (RAS+) orientation; axial slices are taken along the last
-    axis and rotated so that anterior is at the top. Magnitude (absolute value) is returned.
+    axis and rotated so that anterior is at the top. Magnitude (absolute value) is returned. Padding and resizing
+    are :mod:`monai_ddpm_recon.data.slices`' (the same as for the training slices).
 
     Args:
         path: ``.nii`` / ``.nii.gz`` file, 2D ``(X, Y)`` or 3D ``(X, Y, Z)`` (trailing singleton axes are dropped).
         slice_index: axial slice(s) to return (int, sequence, or ``None`` for all); negative counts from the end.
-        spatial_size: output ``(H, W)`` (an int means square); ``None`` keeps the slice size. Resizing uses bilinear
-            interpolation with antialiasing.
+        spatial_size: output ``(H, W)`` (an int means square); ``None`` keeps the slice size (with
+            ``pad_to_square=False``: the slice as stored, non-square allowed). Resizing uses bilinear interpolation
+            with antialiasing.
         pad_to_square: zero-pad each slice to a square (centred) before resizing, keeping the aspect ratio.
 
     Returns:
@@ -272,30 +274,40 @@ def load_nifti_slices(
     if not np.isfinite(vol).all():
         raise ValueError(f"path: NIfTI data in {str(p)!r} contains NaN/Inf values.")
     idx = _select(vol.shape[-1], slice_index, "slice_index")
-    slices = np.stack([np.rot90(np.abs(vol[:, :, i])) for i in idx])  # (N, Y, X): anterior at the top
+    slices = np.stack([np.abs(axial_slice(vol, i)) for i in idx])  # (N, Y, X): anterior at the top
     out = torch.from_numpy(np.ascontiguousarray(slices, dtype=np.float32))
     if pad_to_square:
-        out = pad_square(out)
-    if spatial_size is not None:
-        out = resize(out, spatial_size)
+        out = pad_slices_to_square(out)
+    out = resize(out, spatial_size)
     meta = {"filename": str(p), "slice_indices": idx, "original_shape": original_shape, "affine": np.asarray(img.affine)}
     return out, meta
 
 
-def pad_square(x: torch.Tensor) -> torch.Tensor:
-    """Zero-pad ``(..., H, W)`` symmetrically to ``(..., S, S)`` with ``S = max(H, W)``."""
-    h, w = x.shape[-2:]
-    s = max(h, w)
-    top, left = (s - h) // 2, (s - w) // 2
-    return F.pad(x, (left, s - w - left, top, s - h - top))
 
+def load_npy_slices(path, slice_index: int | Sequence[int] | None = None) -> torch.Tensor:
+    """Load real magnitude slices from a ``.npy`` stack ``(N, [1,] H, W)`` or a single ``(H, W)`` slice.
 
-def resize(x: torch.Tensor, spatial_size: tuple[int, int] | int) -> torch.Tensor:
-    """Resize real ``(N, H, W)`` slices with antialiased bilinear interpolation; negative overshoot is clipped to 0."""
-    size = (int(spatial_size), int(spatial_size)) if isinstance(spatial_size, int) else tuple(int(s) for s in spatial_size)
-    if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"spatial_size must be an int or (H, W) of positive ints, got {spatial_size!r}.")
-    if tuple(x.shape[-2:]) == size:
-        return x
-    y = F.interpolate(x[:, None], size=size, mode="bilinear", antialias=True, align_corners=False)[:, 0]
-    return y.clamp_min(0)
+    Args:
+        path: the ``.npy`` file (memory-mapped; only the selected slices are read).
+        slice_index: slice(s) to return (int, sequence, or ``None`` for all); negative counts from the end.
+
+    Returns:
+        float32 tensor ``(N, H, W)`` at the file's own matrix size.
+
+    Raises:
+        MissingFileError: the file does not exist. ValueError: unreadable, complex or wrongly shaped data, or an
+        index out of range.
+    """
+    p = _check_path(path)
+    try:
+        arr = np.load(p, mmap_mode="r")
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{str(p)!r} is not a readable .npy file ({e}).") from None
+    if arr.ndim == 4 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or np.iscomplexobj(arr):
+        raise ValueError(f"{str(p)!r}: expected real magnitude slices (N, [1,] H, W), got shape {arr.shape} dtype {arr.dtype}.")
+    idx = _select(arr.shape[0], slice_index, "slice_index")
+    return torch.from_numpy(np.ascontiguousarray(arr[idx], dtype=np.float32))

@@ -1,10 +1,17 @@
 """Reconstruction cases for the bundle: shipped example slices, NIfTI magnitude volumes or fastMRI k-space.
 
-Magnitude sources (the shipped held-out ``.npy`` slices, NIfTI volumes) go through the transform pipeline
-``SimulateKspace`` (birdcage coils + smooth phase + optional noise) → ``UndersampleKspace``; fastMRI ``.h5`` files
-(fully sampled k-space) are cropped to the prior's resolution in k-space, get ESPIRiT maps (multi-coil) and are
-undersampled with the same mask transform. Every case ends up as k-space ``(C, H, W)``, a mask, maps (or ``None``
-for single-coil) and the complex ground truth ``(H, W)``.
+Every case is built by the package's MONAI dictionary transforms in a ``monai.transforms.Compose``
+(:func:`magnitude_pipeline`, :func:`kspace_pipeline`):
+
+- magnitude sources (the shipped held-out ``.npy`` slices, NIfTI volumes): ``LoadMagnitudeSliced`` →
+  ``ResizeSlicesd`` (zero-pad to a square and resize to ``image_size``; ``image_size=None`` keeps the input's own
+  matrix) → ``SimulateKspaced`` (birdcage coils + smooth phase + optional noise) → ``UndersampleKspaced``;
+- fastMRI ``.h5`` files (fully sampled k-space): ``LoadFastMRISliced`` → ``CropKspaced`` (the full field of view at
+  ``image_size``; ``None`` keeps the k-space as stored) → ``EstimateCoilMapsd`` (ESPIRiT) → ``ZeroFilledd`` (the
+  SENSE-combined ground truth) → ``UndersampleKspaced``.
+
+Every case ends up as k-space ``(C, H, W)``, a mask, maps (or ``None`` for single-coil) and the complex ground
+truth ``(H, W)``; ``H`` and ``W`` need not be equal. Any resampling of an input is logged.
 """
 
 from __future__ import annotations
@@ -13,18 +20,27 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from monai.transforms import Compose
 
 from ..io.geometry import SliceGeometry, nifti_slice_geometry
-from ..operators import fft2c, ifft2c
 from ..operators.masks import MaskType
-from ..transforms.array import EstimateCoilMaps, LoadFastMRISlice, LoadNiftiSlices, SimulateKspace, UndersampleKspace
-from ..transforms.io import pad_square, resize
+from ..transforms.dictionary import (
+    CropKspaced,
+    EstimateCoilMapsd,
+    LoadFastMRISliced,
+    LoadMagnitudeSliced,
+    ReconKeys,
+    ResizeSlicesd,
+    SimulateKspaced,
+    UndersampleKspaced,
+    ZeroFilledd,
+)
 from ..utils.validation import check_bool, check_positive
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
@@ -84,7 +100,10 @@ class CaseSpec:
               example's slices ``EXAMPLE_SLICES = (0, 4, 8)`` (those that exist), the slices of the documented demo
               numbers;
             - ``None`` (also ``'null'``/``'none'``): every slice of a ``.npy`` stack, the middle slice of a volume.
-        image_size: side of the square images (must equal the prior's image size for diffusion solvers).
+        image_size: side of the square images every input is brought to (inputs are zero-padded to a square and
+            resized); ``None`` (also ``'null'``/``'none'``) keeps every input at its own matrix size, non-square
+            allowed: a NIfTI slice as stored, fastMRI k-space at its own size, a ``.npy`` stack's ``(H, W)``. A
+            diffusion solver's prior must accept the size (:func:`~monai_ddpm_recon.priors.prior_supports_size`).
         num_coils: simulated coils for magnitude inputs (1 = single-coil).
         acceleration: nominal acceleration ``R > 1``.
         mask_type, center_fraction: see :func:`~monai_ddpm_recon.operators.make_mask`.
@@ -96,7 +115,7 @@ class CaseSpec:
     input_files: list[str] = field(default_factory=list)
     example_data: str | None = None
     slices: list[int] | str | None = None
-    image_size: int = 64
+    image_size: int | None = 64
     num_coils: int = 8
     acceleration: float = 8.0
     mask_type: str = "random"
@@ -118,8 +137,7 @@ class CaseSpec:
         self.smooth_phase = check_bool("smooth_phase", self.smooth_phase)
         if not float(self.acceleration) > 1:
             raise ValueError(f"acceleration must be > 1, got {self.acceleration!r}.")
-        if int(self.image_size) < 8:
-            raise ValueError(f"image_size must be >= 8, got {self.image_size!r}.")
+        self.image_size = _parse_image_size(self.image_size)
         if int(self.num_coils) < 1:
             raise ValueError(f"num_coils must be >= 1, got {self.num_coils!r}.")
         MaskType.parse(self.mask_type, "mask_type")
@@ -139,8 +157,22 @@ class CaseSpec:
         return self.input_files or [str(self.example_data)]
 
 
-def _nifti_num_slices(path: str) -> int:
-    """Number of axial slices :func:`~monai_ddpm_recon.transforms.io.load_nifti_slices` sees (header only)."""
+def _parse_image_size(value) -> int | None:
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        return None  # `monai.bundle run` drops None overrides: 'null' spells it
+    try:
+        size = int(value)
+    except (TypeError, ValueError):
+        size = None
+    if size is None or size != value and not (isinstance(value, str) and value.strip().isdigit()):
+        raise ValueError(f"image_size must be an int >= 8 or null (native size), got {value!r}.")
+    if size < 8:
+        raise ValueError(f"image_size must be >= 8 or null (native size), got {value!r}.")
+    return size
+
+
+def _nifti_shape(path: str) -> tuple[int, int, int]:
+    """Canonical (RAS+) ``(X, Y, Z)`` of a NIfTI input (header only); a 2-D image is ``(X, Y, 1)``."""
     import nibabel as nib
 
     try:
@@ -151,11 +183,14 @@ def _nifti_num_slices(path: str) -> int:
     while len(shape) > 3 and shape[-1] == 1:
         shape.pop()
     if len(shape) == 2:
-        return 1
+        return int(shape[0]), int(shape[1]), 1
     if len(shape) != 3:
         raise ValueError(f"path: NIfTI data has shape {tuple(img.shape)}; expected 2D (X, Y) or 3D (X, Y, Z).")
-    ornt = nib.orientations.io_orientation(img.affine)  # the canonical (RAS+) slice axis is the one mapped to axis 2
-    return int(shape[int(np.flatnonzero(ornt[:, 0] == 2)[0])])
+    ornt = nib.orientations.io_orientation(img.affine)  # canonical axis ornt[i, 0] holds input axis i
+    canonical = [0, 0, 0]
+    for axis, (target, _) in enumerate(ornt):
+        canonical[int(target)] = int(shape[axis])
+    return canonical[0], canonical[1], canonical[2]
 
 
 def _indices(n: int, spec: CaseSpec, path: str) -> list[int]:
@@ -173,15 +208,15 @@ def _indices(n: int, spec: CaseSpec, path: str) -> list[int]:
     return [i % n for i in spec.slices]
 
 
-def _num_slices(path: str) -> int:
-    """Number of slices of an input, read from its header only."""
+def _header(path: str) -> tuple[int, tuple[int, int]]:
+    """``(number of slices, (H, W) of a slice as stored)`` of an input, read from its header only."""
     suffix = _suffix(path)
     if suffix == ".npy":
         try:
             shape = np.load(path, mmap_mode="r").shape
         except (OSError, ValueError) as e:
             raise ValueError(f"{path!r} is not a readable .npy file ({e}).") from None
-        return shape[0] if len(shape) in (3, 4) else 1
+        return (shape[0] if len(shape) in (3, 4) else 1), tuple(int(v) for v in shape[-2:])
     if suffix == ".h5":
         import h5py
 
@@ -190,13 +225,26 @@ def _num_slices(path: str) -> int:
         with h5py.File(path, "r") as hf:
             if "kspace" not in hf:
                 raise ValueError(f"{path!r} has no 'kspace' dataset; found keys {sorted(hf.keys())}.")
-            return int(hf["kspace"].shape[0])
-    return _nifti_num_slices(path)
+            shape = hf["kspace"].shape
+            return int(shape[0]), tuple(int(v) for v in shape[-2:])
+    x, y, z = _nifti_shape(path)
+    return z, (y, x)  # axial slices are rotated: (Y, X), anterior at the top
 
 
-def _log_resize(path: str, before: tuple[int, ...], after: int, how: str) -> None:
-    if tuple(before) != (after, after):
+def _num_slices(path: str) -> int:
+    return _header(path)[0]
+
+
+def _log_resize(path: str, before: tuple[int, ...], after: int | None, how: str) -> None:
+    if after is not None and tuple(before) != (after, after):
         logger.info("%s: matrix %s resampled to %dx%d (%s)", path, "x".join(str(int(s)) for s in before), after, after, how)
+
+
+def case_shape(spec: CaseSpec, path: str) -> tuple[int, int]:
+    """``(H, W)`` of the cases :func:`load_cases` builds from ``path`` (header only)."""
+    if spec.image_size is not None:
+        return spec.image_size, spec.image_size
+    return _header(path)[1]
 
 
 def case_names(spec: CaseSpec) -> list[str]:
@@ -215,100 +263,90 @@ def case_names(spec: CaseSpec) -> list[str]:
     return names
 
 
-def _magnitude_slices(path: str, spec: CaseSpec) -> list[tuple[str, torch.Tensor, SliceGeometry | None]]:
-    """``(name, magnitude (H, W), geometry)`` of every slice of a ``.npy`` or NIfTI input."""
-    stem = Path(path).name.split(".")[0]
-    if _suffix(path) == ".npy":
-        arr = np.load(path)
-        if arr.ndim == 4 and arr.shape[1] == 1:
-            arr = arr[:, 0]
-        if arr.ndim == 2:
-            arr = arr[None]
-        if arr.ndim != 3 or np.iscomplexobj(arr):
-            raise ValueError(f"{path!r}: expected real magnitude slices (N, [1,] H, W), got shape {arr.shape} dtype {arr.dtype}.")
-        idx = _indices(arr.shape[0], spec, path)
-        out = torch.from_numpy(np.ascontiguousarray(arr[idx], dtype=np.float32))
-        if tuple(out.shape[-2:]) != (spec.image_size, spec.image_size):
-            _log_resize(path, out.shape[-2:], spec.image_size, "zero-padded to a square, then resized")
-            out = resize(pad_square(out), spec.image_size)
-        return [(f"{stem}_{i:03d}", s, None) for i, s in zip(idx, out)]
-    idx = _indices(_nifti_num_slices(path), spec, path)
-    vol, _ = LoadNiftiSlices(pad_to_square=False)(path, slice_index=idx)  # (N, Y, X) at the input's resolution
-    _log_resize(path, vol.shape[-2:], spec.image_size, "zero-padded to a square, then resized")
-    vol = resize(pad_square(vol), spec.image_size)
-    return [(f"{stem}_{i:03d}", s, nifti_slice_geometry(path, i, spec.image_size)) for i, s in zip(idx, vol)]
+def magnitude_pipeline(spec: CaseSpec, seed: int = 0) -> Compose:
+    """Magnitude input (``d["image"]`` = path, ``d["slice_index"]``, ``d["seed"]`` = mask seed) → simulated case.
 
-
-def _fastmri_cases(path: str, spec: CaseSpec, undersample: Callable[[], UndersampleKspace]) -> list[Case]:
-    stem = Path(path).name.split(".")[0]
-    loader = LoadFastMRISlice(recon_key=None)
-    cases = []
-    for n, idx in enumerate(_indices(_num_slices(path), spec, path)):
-        data = loader(path, slice_index=idx)
-        if data["mask"] is not None and float(data["mask"].mean()) < 1:
-            raise ValueError(
-                f"{path!r} holds undersampled k-space (it has a 'mask'): the benchmark needs fully sampled k-space "
-                "(fastMRI train/val files) to form a ground truth."
-            )
-        if n == 0:
-            h, w = data["kspace"].shape[-2:]
-            s = min(h, w)
-            _log_resize(path, (h, w), spec.image_size,
-                        f"k-space: the image cropped to its central {s}x{s}, then the central "
-                        f"{spec.image_size}x{spec.image_size} k-space kept")
-        kspace = crop_kspace(data["kspace"], spec.image_size)
-        maps = EstimateCoilMaps(calib_width=spec.calib_width)(kspace) if kspace.shape[0] > 1 else None
-        target = (ifft2c(kspace) * maps.conj()).sum(0) if maps is not None else ifft2c(kspace)[0]
-        masker = undersample()
-        masked, mask = masker(kspace)
-        name = f"{stem}_{data['meta']['slice_index']:03d}"
-        cases.append(Case(name, masked, mask, maps, target.to(torch.complex64), masker.effective_acceleration))
-    return cases
-
-
-def crop_kspace(kspace: torch.Tensor, size: int) -> torch.Tensor:
-    """Low-resolution k-space ``(C, size, size)`` of the full field of view.
-
-    fastMRI k-space is oversampled 2× along the readout (H): the image is first cropped to a square of the phase-encode
-    width ``W`` (removing the oversampling), then the central ``size × size`` block of its k-space is kept.
+    Output keys (see :class:`~monai_ddpm_recon.transforms.ReconKeys`): ``image`` complex ground truth ``(1, H, W)``,
+    ``kspace`` masked ``(C, H, W)``, ``mask``, ``sens_maps``, ``effective_acceleration``. The simulator's random
+    state (phase, noise) starts from ``seed`` and advances from case to case.
     """
-    img = ifft2c(kspace)
-    h, w = img.shape[-2:]
-    s = min(h, w)
-    top, left = (h - s) // 2, (w - s) // 2
-    k = fft2c(img[:, top : top + s, left : left + s])
-    if size > s:
-        raise ValueError(f"image_size={size} exceeds the data's resolution {s}.")
-    c = s // 2 - size // 2
-    return k[:, c : c + size, c : c + size].contiguous() * (size / s)
+    simulate = SimulateKspaced(
+        ReconKeys.IMAGE, num_coils=spec.num_coils, phase_order=2 if spec.smooth_phase else 0, max_phase=math.pi / 2,
+        snr_db=spec.snr_db, seed=seed,
+    )
+    pipeline = Compose([
+        LoadMagnitudeSliced(ReconKeys.IMAGE),
+        ResizeSlicesd(ReconKeys.IMAGE, spatial_size=spec.image_size),
+        simulate,
+        UndersampleKspaced(ReconKeys.KSPACE, spec.mask_type, spec.acceleration, spec.center_fraction),
+    ])
+    simulate.set_random_state(seed=seed)  # Compose reseeds its random members from the global seed: restore ours
+    return pipeline
+
+
+def _require_fully_sampled(d: Mapping) -> dict:
+    """Refuse undersampled fastMRI k-space, then drop the file's (full) mask: the case gets its own."""
+    d = dict(d)
+    mask = d.pop(ReconKeys.MASK, None)
+    if mask is not None and float(mask.mean()) < 1:
+        path = d[f"{ReconKeys.KSPACE}_meta_dict"]["filename"]
+        raise ValueError(
+            f"{path!r} holds undersampled k-space (it has a 'mask'): the benchmark needs fully sampled k-space "
+            "(fastMRI train/val files) to form a ground truth."
+        )
+    return d
+
+
+def kspace_pipeline(spec: CaseSpec) -> Compose:
+    """fastMRI input (``d["kspace"]`` = path, ``d["slice_index"]``, ``d["seed"]``) → case, with the keys of
+    :func:`magnitude_pipeline` (``sens_maps`` are ESPIRiT maps, all ones for single-coil data)."""
+    return Compose([
+        LoadFastMRISliced(ReconKeys.KSPACE, recon_key=None),
+        _require_fully_sampled,
+        CropKspaced(ReconKeys.KSPACE, size=spec.image_size),
+        EstimateCoilMapsd(ReconKeys.KSPACE, calib_width=spec.calib_width),
+        ZeroFilledd(ReconKeys.KSPACE, modes="sense", sense_key=ReconKeys.IMAGE),
+        UndersampleKspaced(ReconKeys.KSPACE, spec.mask_type, spec.acceleration, spec.center_fraction),
+    ])
+
+
+def _case(name: str, d: Mapping, geometry: SliceGeometry | None = None) -> Case:
+    maps = d[ReconKeys.SENS_MAPS] if d[ReconKeys.KSPACE].shape[0] > 1 else None
+    target = d[ReconKeys.IMAGE][0].to(torch.complex64)
+    return Case(name, d[ReconKeys.KSPACE], d[ReconKeys.MASK], maps, target, d[ReconKeys.EFFECTIVE_ACCELERATION], geometry)
 
 
 def load_cases(spec: CaseSpec, seed: int = 0) -> list[Case]:
-    """Build every case of ``spec`` (deterministic for a given ``seed``).
+    """Build every case of ``spec`` (deterministic for a given ``seed``) with :func:`magnitude_pipeline` and
+    :func:`kspace_pipeline`.
 
     Each case gets its own random mask (seeded ``seed·10⁴ + case index``), as in fastMRI's evaluation, so the mean
     effective acceleration over cases is close to the nominal one even for small images.
     """
+    magnitude, kspace = magnitude_pipeline(spec, seed), kspace_pipeline(spec)
     counter = itertools.count()
-
-    def undersample() -> UndersampleKspace:
-        return UndersampleKspace(spec.mask_type, spec.acceleration, spec.center_fraction, seed=seed * 10_000 + next(counter))
-
-    simulate = SimulateKspace(
-        num_coils=spec.num_coils, phase_order=2 if spec.smooth_phase else 0, max_phase=math.pi / 2,
-        snr_db=spec.snr_db, seed=seed,
-    )
     cases: list[Case] = []
     for path in spec.files:
-        if _suffix(path) == ".h5":
-            cases.extend(_fastmri_cases(path, spec, undersample))
-            continue
-        for name, mag, geometry in _magnitude_slices(path, spec):
-            sim = simulate(mag[None])
-            masker = undersample()
-            masked, mask = masker(sim.kspace)
-            maps = sim.sens_maps if spec.num_coils > 1 else None
-            cases.append(Case(name, masked, mask, maps, sim.image[0], masker.effective_acceleration, geometry))
+        stem = Path(path).name.split(".")[0]
+        num_slices, shape = _header(path)
+        h5 = _suffix(path) == ".h5"
+        if h5:
+            s = min(shape)
+            _log_resize(path, shape, spec.image_size,
+                        f"k-space: the image cropped to its central {s}x{s}, then the central "
+                        f"{spec.image_size}x{spec.image_size} k-space kept")
+        else:
+            _log_resize(path, shape, spec.image_size, "zero-padded to a square, then resized")
+        for idx in _indices(num_slices, spec, path):
+            item = {ReconKeys.SLICE_INDEX: idx, ReconKeys.SEED: seed * 10_000 + next(counter)}
+            if h5:
+                d = kspace({**item, ReconKeys.KSPACE: path})
+                cases.append(_case(f"{stem}_{d[f'{ReconKeys.KSPACE}_meta_dict']['slice_index']:03d}", d))
+                continue
+            d = magnitude({**item, ReconKeys.IMAGE: path})
+            nifti = _suffix(path) in NIFTI_SUFFIXES
+            geometry = nifti_slice_geometry(path, idx, spec.image_size) if nifti else None
+            cases.append(_case(f"{stem}_{idx:03d}", d, geometry))
     check_acceleration(cases, spec)
     return cases
 

@@ -9,7 +9,7 @@ import torch
 from monai_ddpm_recon.operators import SenseOperator, fft2c
 from monai_ddpm_recon.transforms.io import write_fastmri_h5
 from monai_ddpm_recon.workflows import CaseSpec, load_cases
-from monai_ddpm_recon.workflows.cases import crop_kspace
+from monai_ddpm_recon.transforms import CropKspace
 from monai_ddpm_recon.workflows.reconstruct import batches, stack_cases
 
 
@@ -75,7 +75,7 @@ def test_crop_kspace_keeps_field_of_view():
     # 2x readout-oversampled (64 x 32) image with an off-centre box; its field of view is the central 32 x 32
     img = torch.zeros(1, 64, 32, dtype=torch.complex64)
     img[0, 20:36, 4:20] = 1  # rows 4:20, columns 4:20 of the 32 x 32 field of view
-    k = crop_kspace(fft2c(img), 16)
+    k = CropKspace(16)(fft2c(img))
     assert k.shape == (1, 16, 16)
     low = ifft2c(k)[0].abs()
     # the box lands at rows/columns 2:10 of the 16 x 16 image (half scale), with its intensity kept, nothing else
