@@ -29,34 +29,27 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from monai_ddpm_recon.data.slices import COLIN27_PATH, axial_slice, load_colin27, normalise_max, resize_square  # noqa: E402
 from monai_ddpm_recon.operators import SenseOperator, birdcage_maps, make_mask  # noqa: E402
 from monai_ddpm_recon.solvers.baselines import SenseSolver, ZeroFilledSolver, kspace_scale  # noqa: E402
 from monai_ddpm_recon.solvers.cs import L1WaveletSolver, TotalVariationSolver  # noqa: E402
 from monai_ddpm_recon.solvers.tuning import psnr, tune_lambda  # noqa: E402
 
-COLIN27 = "/usr/share/mricron/templates/ch2.nii.gz"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def colin27_slice(size: int, z_mm: float = 18.0, path: str = COLIN27) -> torch.Tensor:
-    """Axial Colin27 slice through the lateral ventricles (MNI z = ``z_mm``), zero-padded square, resampled.
+def colin27_slice(size: int, z_mm: float = 18.0, path: str = COLIN27_PATH) -> torch.Tensor:
+    """Axial Colin27 slice through the lateral ventricles (MNI z = ``z_mm``), prepared as the training slices are
+    (:mod:`monai_ddpm_recon.data.slices`: RAS, anterior up, zero-padded square, resized, divided by its maximum).
 
     Returns:
-        float32 tensor ``(size, size)`` scaled to [0, 1].
+        float32 tensor ``(size, size)`` in [0, 1].
     """
     import nibabel as nib
 
-    img = nib.load(path)
-    k = int(round((np.linalg.inv(img.affine) @ [0.0, 0.0, z_mm, 1.0])[2]))
-    sl = np.asarray(img.dataobj[:, :, k], dtype=np.float32)
-    sl = np.rot90(sl)  # radiological display: anterior up
-    n = max(sl.shape)
-    pad = [((n - s) // 2, n - s - (n - s) // 2) for s in sl.shape]
-    sl = np.pad(sl, pad)
-    t = torch.from_numpy(np.ascontiguousarray(sl))[None, None]
-    t = torch.nn.functional.interpolate(t, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-    t = t[0, 0].clamp_min(0)
-    return t / t.max()
+    affine = nib.as_closest_canonical(nib.load(path)).affine
+    k = int(round((np.linalg.inv(affine) @ [0.0, 0.0, z_mm, 1.0])[2]))
+    return torch.from_numpy(normalise_max(resize_square(axial_slice(load_colin27(path), k), size)))
 
 
 def smooth_phase(size: int, seed: int = 0) -> torch.Tensor:

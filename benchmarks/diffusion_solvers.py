@@ -8,15 +8,15 @@ NMSE of the magnitude against the ground truth, NFE and wall time per slice for
 * ``tv``: :class:`~monai_ddpm_recon.solvers.cs.TotalVariationSolver` with λ tuned (best PSNR on a log grid) on the
   first slice of each setting;
 * ``lg``: :class:`LossGuidanceSolver`, strided DDIM (``--num-steps``), guidance ``--guidance``;
-* ``lg_long``: the same with long-grained resampling (seed 000; ``--long-resamplings`` passes, each shorter by
-  ``--long-jump`` steps);
+* ``lg_long``: the same with long-grained resampling (Peer 2023, Fig. "Sampling Strategies", after RePaint,
+  Lugmayr et al., CVPR 2022; ``--long-resamplings`` passes, each shorter by ``--long-jump`` steps);
 * ``lg_dc``: ``lg`` followed by a final hard data consistency (``x + A⁺(y − A x)``);
 * ``fr`` / ``fr_nodc``: :class:`FrequencyReplacementSolver` (noise in image space) with / without the final hard data
   consistency;
 * optional (``--methods``): ``lg_tweedie`` (DPS-like gradient through the network), ``lg_ddpm`` (all T steps, for the
   "≤ 100 NFE within 0.5 dB of 1000 steps" check), ``fr_kspace`` (k-space noise), ``fr_filtered`` (scheduled filter).
 
-Also: a guidance-factor sweep (``--sweep``) of ``lg``; the seed's claims (a) loss guidance beats frequency replacement,
+Also: a guidance-factor sweep (``--sweep``) of ``lg``; Peer 2023's claims (a) loss guidance beats frequency replacement,
 (b) long-grained resampling helps at high R (≈12) but not at R≈4, with the PSNR differences; the cost of the phase
 model (``lg`` on the same slices with and without a smooth phase, ``--phase-check``); solver time vs NFE × one network
 forward on the same batch.
@@ -51,13 +51,13 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from monai_ddpm_recon.metrics.functional import nmse, psnr, ssim  # noqa: E402
 from monai_ddpm_recon.operators import MaskedFourier, SenseOperator, birdcage_maps, make_mask  # noqa: E402
 from monai_ddpm_recon.operators.masks import effective_acceleration  # noqa: E402
 from monai_ddpm_recon.solvers.baselines import ZeroFilledSolver  # noqa: E402
 from monai_ddpm_recon.solvers.diffusion import GuidanceDivergedError  # noqa: E402
 from monai_ddpm_recon.solvers.frequency_replacement import FrequencyReplacementSolver  # noqa: E402
 from monai_ddpm_recon.solvers.loss_guidance import LossGuidanceSolver  # noqa: E402
+from monai_ddpm_recon.workflows import Case, CaseSpec, load_cases, load_prior, run_evaluator, stack_cases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -101,7 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# data: list of (kspace (C,H,W), mask, maps (C,H,W) | None, target (H,W) complex, R_eff)
+# data: lists of monai_ddpm_recon.workflows.Case, run by the workflows' runner (run_evaluator)
 # ---------------------------------------------------------------------------------------------------------------
 def data_file(args) -> Path:
     if args.data:
@@ -112,9 +112,7 @@ def data_file(args) -> Path:
     return found[0]
 
 
-def ddpm_cases(args, coils: int, accel: float, phase: bool):
-    from monai_ddpm_recon.workflows.cases import CaseSpec, load_cases
-
+def ddpm_cases(args, coils: int, accel: float, phase: bool) -> list[Case]:
     data = data_file(args)
     arr = np.load(data, mmap_mode="r")
     n, size = arr.shape[0], int(arr.shape[-1])
@@ -122,10 +120,10 @@ def ddpm_cases(args, coils: int, accel: float, phase: bool):
     idx = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
     spec = CaseSpec(example_data=str(data), slices=idx, image_size=size, num_coils=coils, acceleration=accel,
                     center_fraction=args.center_fraction, smooth_phase=phase)
-    return [(c.kspace, c.mask, c.maps, c.target, float(c.acceleration)) for c in load_cases(spec, seed=args.seed)]
+    return load_cases(spec, seed=args.seed)
 
 
-def gaussian_cases(args, prior, coils: int, accel: float):
+def gaussian_cases(args, prior, coils: int, accel: float) -> list[Case]:
     size = args.image_size
     g = torch.Generator().manual_seed(args.seed)
     maps = birdcage_maps(coils, (size, size)).reshape(coils, size, size) if coils > 1 else None
@@ -135,18 +133,9 @@ def gaussian_cases(args, prior, coils: int, accel: float):
         mask = make_mask("random", (size, size), accel, center_fraction=args.center_fraction, seed=args.seed * 10_000 + i)
         op = SenseOperator(maps[None], mask) if maps is not None else MaskedFourier(mask, (size, size))
         kspace = op.forward(target[None, None])[0]
-        cases.append((kspace, mask.reshape(1, *mask.shape[-2:]), maps, target, float(effective_acceleration(mask, (size, size)))))
+        cases.append(Case(f"gaussian_{i:03d}", kspace, mask.reshape(1, *mask.shape[-2:]), maps, target,
+                          float(effective_acceleration(mask, (size, size)))))
     return cases
-
-
-def stack(cases, device):
-    kspace = torch.stack([c[0] for c in cases]).to(device)
-    masks = torch.stack([c[1] for c in cases]).to(device)
-    if cases[0][2] is None:
-        op = MaskedFourier(masks, tuple(kspace.shape[-2:]))
-    else:
-        op = SenseOperator(torch.stack([c[2] for c in cases]).to(device), masks)
-    return kspace, op, torch.stack([c[3] for c in cases])[:, None]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -198,28 +187,17 @@ def tuned_tv(cases, device, grid):
     from monai_ddpm_recon.solvers.cs import TotalVariationSolver
     from monai_ddpm_recon.solvers.tuning import tune_lambda
 
-    kspace, op, target = stack(cases[:1], device)
+    kspace, op = stack_cases(cases[:1], device)
+    target = cases[0].target[None, None]
     res = tune_lambda(lambda lam: TotalVariationSolver(lam=lam), kspace, op, target, grid=grid)
     return TotalVariationSolver(lam=res.best_lambda), f"λ={res.best_lambda:g} (tuned on slice 0)"
 
 
 def evaluate(solver, cases, args, device) -> dict:
-    ps, ss, ns, times, nfe = [], [], [], [], 0
-    for start in range(0, len(cases), args.batch_size):
-        batch = cases[start : start + args.batch_size]
-        kspace, op, target = stack(batch, device)
-        t0 = time.perf_counter()
-        out = solver(kspace, op)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / len(batch))
-        nfe = int(getattr(getattr(solver, "info", None), "nfe", 0) or 0)
-        tgt, rec = target.abs().cpu().double(), out.detach().abs().cpu().double()
-        ps += psnr(tgt, rec, per_item=True).tolist()
-        ss += ssim(tgt, rec, per_item=True).tolist()
-        ns += nmse(tgt, rec, per_item=True).tolist()
-    mean = lambda v: float(np.mean(v))  # noqa: E731
-    return {"psnr": mean(ps), "ssim": mean(ss), "nmse": mean(ns), "nfe": nfe, "time_s": mean(times), "n": len(ps)}
+    """Mean PSNR / SSIM / NMSE, NFE and seconds per slice of ``solver`` over ``cases`` (the workflows' runner)."""
+    res = run_evaluator(solver, cases, device, args.batch_size)
+    return {"psnr": float(np.mean(res["psnr"])), "ssim": float(np.mean(res["ssim"])), "nmse": float(np.mean(res["nmse"])),
+            "nfe": res["nfe"], "time_s": res["seconds"], "n": len(cases)}
 
 
 def safe_evaluate(solver, cases, args, device, label: str) -> dict:
@@ -249,9 +227,7 @@ def forward_time(prior, batch: int, device, repeats: int = 5) -> float:
 
 def load_checkpoint(path: str, device):
     """The shipped prior, or (for progress checks while training) a training state with ``prior_config`` and EMA weights."""
-    from monai_ddpm_recon.workflows.reconstruct import load_prior
-
-    state = torch.load(path, map_location="cpu", weights_only=False) if Path(path).is_file() else None
+    state = torch.load(path, map_location="cpu", weights_only=True) if Path(path).is_file() else None
     if isinstance(state, dict) and "prior_config" in state and "ema" in state:
         from monai_ddpm_recon.priors.ddpm import DDPMPrior
 
@@ -300,7 +276,7 @@ def main(argv=None) -> dict:
             get = (lambda ph: gaussian_cases(args, prior, coils, accel)) if args.prior == "gaussian" else (
                 lambda ph: ddpm_cases(args, coils, accel, ph))
             cases = get(True)
-            r_eff = float(np.mean([c[4] for c in cases]))
+            r_eff = float(np.mean([c.acceleration for c in cases]))
             for name in args.methods:
                 if name == "tv":
                     try:
@@ -376,7 +352,7 @@ def write(rows, sweep_rows, phase_rows, timing, args, md_path, csv_path, prior, 
         L.append(f"| {r['coils']} | {r['R']:g} | {r['R_eff']:.2f} | {r['method']} | {r['config']} | {r['psnr']:.2f} | "
                  f"{r['ssim']:.4f} | {r['nmse']:.4f} | {r['nfe']} | {r['time_s']:.3f} |")
     settings = sorted({(r["coils"], r["R"]) for r in rows})
-    L += ["", "## Seed 000's claims", "",
+    L += ["", "## Peer 2023's claims", "",
           "| coils | R | LG − FR, no final DC (dB) | LG+DC − FR+DC (dB) | LG long − LG (dB) | LG − TV (dB) | LG+DC − TV (dB) "
           "| LG − zero-filled (dB) |", "|---|---|---|---|---|---|---|---|"]
     for c, a in settings:

@@ -1,4 +1,5 @@
-"""Benchmark of the score-based samplers (seed 001) next to loss guidance at equal network evaluations (NFE).
+"""Score-based samplers (score SDE / SBIM: Song et al., ICLR 2021; MRI: Chung & Ye, Med. Image Anal. 2022; annealed
+Langevin: Jalal et al., NeurIPS 2021) next to loss guidance (Peer 2023) at equal network evaluations (NFE).
 
 Rows: zero-filled; guided annealed Langevin (L levels × M steps); guided SBIM without corrector (N steps); guided SBIM
 with an M-step Langevin corrector; loss guidance (DDIM/DDPM steps) — each diffusion method given about ``--nfe``
@@ -29,17 +30,17 @@ import csv
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from monai_ddpm_recon.metrics.functional import psnr, ssim  # noqa: E402
 from monai_ddpm_recon.operators import MaskedFourier, SenseOperator, birdcage_maps, make_mask  # noqa: E402
 from monai_ddpm_recon.operators.masks import effective_acceleration  # noqa: E402
 from monai_ddpm_recon.solvers.score_based import AnnealedLangevinSolver, SBIMSolver  # noqa: E402
+from monai_ddpm_recon.workflows import Case, CaseSpec, load_cases, load_prior, run_evaluator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -78,14 +79,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 # data
 # ---------------------------------------------------------------------------------------------------------------
 def ddpm_cases(args, accel: float):
-    """(name, kspace (C,H,W), operator-building pieces, target (H,W) complex) from the bundle's case pipeline."""
-    from monai_ddpm_recon.workflows.cases import CaseSpec, load_cases
-
+    """The bundle's cases (:func:`~monai_ddpm_recon.workflows.load_cases`) on ``--slices`` held-out slices."""
     data = Path(args.data) if args.data else next((p for p in DATA_CANDIDATES if p.is_file()), None)
     if data is None or not data.is_file():
         raise FileNotFoundError(f"held-out slices not found (tried {[str(p) for p in DATA_CANDIDATES]}); pass --data.")
-    import numpy as np
-
     n = np.load(data, mmap_mode="r").shape[0]
     k = min(args.slices, n)
     idx = sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
@@ -96,8 +93,6 @@ def ddpm_cases(args, accel: float):
 
 def gaussian_cases(args, prior, accel: float):
     """Real images from the Gaussian prior (physical image = (x + 1)/2), birdcage coils, one random mask per slice."""
-    from monai_ddpm_recon.workflows.cases import Case
-
     size = args.image_size
     g = torch.Generator().manual_seed(args.seed)
     maps = birdcage_maps(args.coils, (size, size)).reshape(args.coils, size, size) if args.coils > 1 else None
@@ -110,16 +105,6 @@ def gaussian_cases(args, prior, accel: float):
         cases.append(Case(f"gaussian_{i:03d}", kspace, mask.reshape(1, *mask.shape[-2:]), maps, target,
                           effective_acceleration(mask, (size, size))))
     return cases
-
-
-def stack(cases, device):
-    kspace = torch.stack([c.kspace for c in cases]).to(device)
-    masks = torch.stack([c.mask for c in cases]).to(device)
-    if cases[0].maps is None:
-        op = MaskedFourier(masks, tuple(kspace.shape[-2:]))
-    else:
-        op = SenseOperator(torch.stack([c.maps for c in cases]).to(device), masks)
-    return kspace, op, torch.stack([c.target for c in cases])[:, None]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -170,23 +155,10 @@ def build_methods(args, prior) -> dict:
 
 
 def evaluate(solver, cases, args, device) -> dict:
-    psnrs, ssims, times, nfe = [], [], [], 0
-    for start in range(0, len(cases), args.batch_size):
-        batch = cases[start : start + args.batch_size]
-        kspace, op, target = stack(batch, device)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            out = solver(kspace, op)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) / len(batch))
-        info = getattr(solver, "info", None)
-        nfe = int(getattr(info, "nfe", 0) or 0)
-        tgt, rec = target.abs().cpu().double(), out.detach().abs().cpu().double()
-        psnrs.extend(psnr(tgt, rec, per_item=True).tolist())
-        ssims.extend(ssim(tgt, rec, per_item=True).tolist())
-    mean = lambda v: sum(v) / len(v)  # noqa: E731
-    return {"psnr": mean(psnrs), "ssim": mean(ssims), "nfe": nfe, "time_s": mean(times), "n": len(psnrs)}
+    """Mean PSNR / SSIM, NFE and seconds per slice of ``solver`` over ``cases`` (the workflows' runner)."""
+    res = run_evaluator(solver, cases, device, args.batch_size)
+    return {"psnr": float(np.mean(res["psnr"])), "ssim": float(np.mean(res["ssim"])), "nfe": res["nfe"],
+            "time_s": res["seconds"], "n": len(cases)}
 
 
 def main(argv=None) -> list[dict]:
@@ -197,8 +169,6 @@ def main(argv=None) -> list[dict]:
 
         prior = GaussianPrior((args.image_size, args.image_size), std=0.3)
     else:
-        from monai_ddpm_recon.workflows.reconstruct import load_prior
-
         prior = load_prior(args.checkpoint, device)
     tag = args.tag or ("gaussian" if args.prior == "gaussian" else None)
     stem = "score_based" + (f"_{tag}" if tag else "")

@@ -14,7 +14,7 @@ class MaskType(StrEnum):
     """Mask families.
 
     - ``random``: fully sampled centre (``center_fraction`` of the columns) + random columns
-      (``fastmri.data.subsample.RandomMaskFunc``), as in seed 000.
+      (``fastmri.data.subsample.RandomMaskFunc``), as in the fastMRI challenge (Zbontar et al., 2018).
     - ``equispaced``: fully sampled centre + equispaced columns (``EquispacedMaskFractionFunc``: the spacing is
       adjusted for the centre so that the effective acceleration is close to the nominal one; fastMRI's
       ``EquiSpacedMaskFunc`` keeps spacing ``R`` and so samples ~1.6x more columns than nominal at R=8).

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .bundle_paths import find_bundle_root
 from .cases import Case, CaseSpec, load_cases
-from .evaluate import BenchmarkWorkflow, SolverNetwork, prepare_case_batch, run_evaluator
-from .reconstruct import ReconstructionWorkflow, load_prior, resolve_device, stack_cases
+from .evaluate import BenchmarkWorkflow
+from .reconstruct import ReconstructionWorkflow, load_prior, resolve_device
+from .runner import SolverNetwork, batches, prepare_case_batch, run_evaluator, stack_cases
 from .registry import SolverName, build_solver, needs_prior, solver_class
 from .settings import default_solver_kwargs
 
@@ -16,6 +17,7 @@ __all__ = [
     "ReconstructionWorkflow",
     "SolverName",
     "SolverNetwork",
+    "batches",
     "build_solver",
     "default_solver_kwargs",
     "find_bundle_root",

@@ -240,11 +240,11 @@ def _log_resize(path: str, before: tuple[int, ...], after: int | None, how: str)
         logger.info("%s: matrix %s resampled to %dx%d (%s)", path, "x".join(str(int(s)) for s in before), after, after, how)
 
 
-def case_shape(spec: CaseSpec, path: str) -> tuple[int, int]:
-    """``(H, W)`` of the cases :func:`load_cases` builds from ``path`` (header only)."""
+def case_shapes(spec: CaseSpec) -> list[tuple[int, int]]:
+    """The distinct ``(H, W)`` of the cases :func:`load_cases` builds, in input order, read from headers only."""
     if spec.image_size is not None:
-        return spec.image_size, spec.image_size
-    return _header(path)[1]
+        return [(spec.image_size, spec.image_size)]
+    return list(dict.fromkeys(_header(path)[1] for path in spec.files))
 
 
 def case_names(spec: CaseSpec) -> list[str]:

@@ -1,8 +1,8 @@
 """The benchmark: solvers × accelerations × coil settings, each run inside a MONAI ``SupervisedEvaluator``.
 
-This is also how a solver enters an existing MONAI workflow: :class:`SolverNetwork` makes it look like a network
-(``forward(kspace, operator) -> magnitude``), :func:`prepare_case_batch` turns a batch of cases into
-``(kspace, target, (operator,), {})``, and MONAI metric handlers (PSNR/SSIM/NMSE from
+This is also how a solver enters an existing MONAI workflow (see :mod:`.runner`): :class:`SolverNetwork` makes it
+look like a network (``forward(kspace, operator) -> magnitude``), :func:`prepare_case_batch` turns a batch of cases
+into ``(kspace, target, (operator,), {})``, and MONAI metric handlers (PSNR/SSIM/NMSE from
 :mod:`monai_ddpm_recon.metrics`) accumulate per-slice values.
 """
 
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
@@ -18,69 +17,13 @@ import numpy as np
 import torch
 
 from ..io import check_output_dir, save_panel, save_psnr_vs_acceleration, write_metrics_table
-from ..metrics import NMSEMetric, PSNRMetric, SSIMMetric
 from ..utils.validation import check_bool
-from .cases import Case, CaseSpec, load_cases
-from .reconstruct import batches, check_prior, load_prior, resolve_device, stack_cases
+from .cases import CaseSpec, case_shapes, load_cases
+from .reconstruct import check_prior, load_prior, resolve_device
+from .runner import SolverNetwork, prepare_case_batch, run_evaluator  # noqa: F401 (the bundle docs import the first two from here)
 from .registry import SolverName, build_solver, needs_prior
 
 logger = logging.getLogger(__name__)
-
-
-class SolverNetwork(torch.nn.Module):
-    """Wrap ``solver(kspace, operator) -> image`` as a module returning the magnitude ``(B, 1, H, W)`` float32."""
-
-    def __init__(self, solver) -> None:
-        super().__init__()
-        self.solver = solver
-
-    def forward(self, kspace: torch.Tensor, operator) -> torch.Tensor:
-        return self.solver(kspace, operator).abs().float()
-
-
-def prepare_case_batch(batchdata: Sequence[Case], device=None, non_blocking: bool = False, **kwargs):
-    """MONAI ``prepare_batch``: a list of :class:`Case` → ``(kspace, target magnitude, (operator,), {})``."""
-    kspace, operator = stack_cases(batchdata, torch.device(device or "cpu"))
-    target = torch.stack([c.target.abs() for c in batchdata])[:, None].float().to(kspace.device)
-    return kspace, target, (operator,), {}
-
-
-def run_evaluator(solver, cases: Sequence[Case], device: torch.device, batch_size: int) -> dict:
-    """Run ``solver`` over ``cases`` in a ``SupervisedEvaluator``; returns per-slice metric arrays, seconds and NFE."""
-    from monai.engines import SupervisedEvaluator
-    from monai.handlers import IgniteMetricHandler, from_engine
-
-    loader = batches(cases, batch_size)
-    transform = from_engine(["pred", "label"])
-    evaluator = SupervisedEvaluator(
-        device=device,
-        val_data_loader=loader,
-        epoch_length=len(loader),
-        network=SolverNetwork(solver),
-        prepare_batch=prepare_case_batch,
-        key_val_metric={"psnr": IgniteMetricHandler(PSNRMetric(), output_transform=transform, save_details=True)},
-        additional_metrics={
-            "ssim": IgniteMetricHandler(SSIMMetric(), output_transform=transform, save_details=True),
-            "nmse": IgniteMetricHandler(NMSEMetric(), output_transform=transform, save_details=True),
-        },
-        decollate=False,  # batches are lists of Case objects; metrics take batch-first tensors directly
-    )
-    preds: list[np.ndarray] = []
-    nfe = []
-
-    def collect(engine):
-        preds.extend(p[0].detach().cpu().numpy() for p in engine.state.output["pred"])
-        info = getattr(solver, "info", None)
-        nfe.append(int(getattr(info, "nfe", 0) or 0))
-
-    from ignite.engine import Events
-
-    evaluator.add_event_handler(Events.ITERATION_COMPLETED, collect)
-    t0 = time.perf_counter()
-    evaluator.run()
-    seconds = (time.perf_counter() - t0) / len(cases)
-    details = {k: np.asarray(v.cpu()).reshape(-1) for k, v in evaluator.state.metric_details.items()}
-    return {**details, "seconds": seconds, "nfe": int(np.mean(nfe)) if nfe else 0, "preds": preds}
 
 
 def psnr_curves(rows: Sequence[Mapping]) -> dict[str, dict[str, list[tuple[float, float, float]]]]:
@@ -144,7 +87,7 @@ class BenchmarkWorkflow:
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not os.path.isfile(prior_checkpoint):
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
-            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
+            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec))
         self.overwrite = check_bool("overwrite", overwrite)
         self.output_dir = check_output_dir(
             output_dir, inputs=[*spec.input_files, spec.example_data, prior_checkpoint], outputs=self.output_files(),

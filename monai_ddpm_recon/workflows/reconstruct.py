@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +13,11 @@ import torch
 
 from ..io import RunOutputs, check_output_dir, save_panel, write_metrics_table, write_nifti
 from ..metrics import nmse, psnr, ssim
-from ..operators import MaskedFourier, SenseOperator
+from ..priors import prior_supports_size
 from ..utils.validation import check_bool, check_positive
-from .cases import Case, CaseSpec, case_names, load_cases
+from .cases import Case, CaseSpec, case_names, case_shapes, load_cases
 from .registry import SolverName, build_solver, needs_prior
+from .runner import batches, stack_cases
 
 logger = logging.getLogger(__name__)
 
@@ -67,40 +68,43 @@ def load_prior(
     return prior.to(device).eval()
 
 
-def check_prior(checkpoint: str | os.PathLike, image_size: int, verify_checksum: bool = True) -> None:
-    """Validate the prior checkpoint before any work: checksum, file format and image size (loaded on the CPU).
+def require_prior_size(prior, sizes: Iterable[tuple[int, int]], checkpoint: str | os.PathLike | None = None) -> None:
+    """Refuse case sizes the prior cannot reconstruct (:func:`~monai_ddpm_recon.priors.prior_supports_size`:
+    a whole-image prior only its own size, a prior that accepts any size every size).
 
     Raises:
-        ValueError: as :func:`load_prior`, or a prior whose image size is not ``image_size``.
+        ValueError: one line naming the prior's size and the first unsupported case size.
+    """
+    for h, w in sizes:
+        if not prior_supports_size(prior, (int(h), int(w))):
+            name = f"prior_checkpoint={str(checkpoint)!r}" if checkpoint is not None else "the prior"
+            raise ValueError(
+                f"{name} models {tuple(prior.image_size)} images only, but the cases are {int(h)}x{int(w)}; "
+                "set image_size to the prior's size."
+            )
+
+
+def check_prior(
+    checkpoint: str | os.PathLike,
+    image_size: int | None,
+    verify_checksum: bool = True,
+    case_sizes: Iterable[tuple[int, int]] = (),
+) -> None:
+    """Validate the prior checkpoint before any work: checksum, file format and case sizes (loaded on the CPU).
+
+    Args:
+        checkpoint: the ``.pt`` file.
+        image_size: the cases' side (:class:`~monai_ddpm_recon.workflows.cases.CaseSpec`), or ``None`` for inputs at
+            their own sizes, which are then ``case_sizes`` (see :func:`~monai_ddpm_recon.workflows.cases.case_shapes`).
+        verify_checksum: as in :func:`load_prior`.
+        case_sizes: ``(H, W)`` of the cases when ``image_size`` is ``None``.
+
+    Raises:
+        ValueError: as :func:`load_prior`, or a size the prior does not accept (see :func:`require_prior_size`).
     """
     prior = load_prior(checkpoint, torch.device("cpu"), verify_checksum=verify_checksum)
-    if tuple(prior.image_size) != (int(image_size), int(image_size)):
-        raise ValueError(
-            f"prior_checkpoint={str(checkpoint)!r} models {tuple(prior.image_size)} images but image_size={image_size}; "
-            "set image_size to the prior's size."
-        )
-
-
-def batches(cases: Sequence[Case], batch_size: int) -> list[list[Case]]:
-    """Consecutive groups of at most ``batch_size`` cases with the same k-space shape (so they stack)."""
-    out: list[list[Case]] = []
-    for case in cases:
-        if out and len(out[-1]) < batch_size and out[-1][0].kspace.shape == case.kspace.shape \
-                and (out[-1][0].maps is None) == (case.maps is None):
-            out[-1].append(case)
-        else:
-            out.append([case])
-    return out
-
-
-def stack_cases(cases: Sequence[Case], device: torch.device):
-    """Batch same-shaped cases: k-space ``(B, C, H, W)`` and one operator with per-item maps and masks."""
-    kspace = torch.stack([c.kspace for c in cases]).to(device)
-    masks = torch.stack([c.mask for c in cases]).to(device)
-    if cases[0].maps is None:
-        return kspace, MaskedFourier(masks, tuple(kspace.shape[-2:]))
-    maps = torch.stack([c.maps for c in cases]).to(device)
-    return kspace, SenseOperator(maps, masks)
+    sizes = [(int(image_size), int(image_size))] if image_size is not None else list(case_sizes)
+    require_prior_size(prior, sizes, checkpoint)
 
 
 class ReconstructionWorkflow:
@@ -159,7 +163,7 @@ class ReconstructionWorkflow:
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
-            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum)
+            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec))
         self.save_images = check_bool("save_images", save_images)
         self.save_figures = check_bool("save_figures", save_figures)
         self.overwrite = check_bool("overwrite", overwrite)
@@ -198,13 +202,8 @@ class ReconstructionWorkflow:
     def run(self) -> list[dict]:
         """Run every solver on every case; returns one metrics row per (case, solver)."""
         cases = load_cases(self.spec, seed=self.seed)
-        prior = self.prior
-        if prior is not None:
-            if tuple(prior.image_size) != tuple(cases[0].kspace.shape[-2:]):
-                raise ValueError(
-                    f"the prior models {prior.image_size} images but the cases are {tuple(cases[0].kspace.shape[-2:])}; "
-                    "set image_size to the prior's size."
-                )
+        if self.prior is not None:
+            require_prior_size(self.prior, dict.fromkeys(tuple(c.kspace.shape[-2:]) for c in cases), self.prior_checkpoint)
         recons: dict[SolverName, list[np.ndarray]] = {}
         stds: dict[SolverName, list[np.ndarray | None]] = {}
         rows: list[dict] = []

@@ -10,7 +10,7 @@ from monai_ddpm_recon.operators import SenseOperator, fft2c
 from monai_ddpm_recon.transforms.io import write_fastmri_h5
 from monai_ddpm_recon.workflows import CaseSpec, load_cases
 from monai_ddpm_recon.transforms import CropKspace
-from monai_ddpm_recon.workflows.reconstruct import batches, stack_cases
+from monai_ddpm_recon.workflows.runner import batches, stack_cases
 
 
 @pytest.fixture
