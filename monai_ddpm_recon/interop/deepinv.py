@@ -55,6 +55,7 @@ except ImportError as err:  # pragma: no cover - exercised only without the extr
 
 from ..operators.fft import fft2c, ifft2c
 from ..operators.fourier import MaskedFourier
+from ..priors.base import prior_supports_size
 from ..solvers.diffusion import check_prior
 from ..solvers.vp_ve import sigma_to_timestep, ve_sigmas
 from ..utils.validation import check_complex, check_finite, check_shape
@@ -187,7 +188,7 @@ class PriorDenoiser(_Denoiser):
     def _check_image(self, x) -> torch.Tensor:
         _check_real("x", x)
         expected = (self.prior.channels, *(int(s) for s in self.prior.image_size))
-        if x.ndim != 4 or tuple(x.shape[1:]) != expected:
+        if x.ndim != 4 or x.shape[1] != expected[0] or not prior_supports_size(self.prior, tuple(x.shape[-2:])):
             raise ValueError(
                 f"x has shape {tuple(x.shape)}; this prior expects (B, {expected[0]}, {expected[1]}, {expected[2]}) "
                 f"({'real, imaginary' if expected[0] == 2 else 'one real channel'})."

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from .base import DiffusionPrior, Prior, Schedule, make_betas, prior_supports_size
 from .ddpm import DDPMPrior, build_network, default_network_kwargs, sha256_file
+from .patch import PatchDDPMPrior, coordinate_grid
 
 __all__ = [
     "DDPMPrior",
+    "PatchDDPMPrior",
+    "coordinate_grid",
     "DiffusionPrior",
     "Prior",
     "prior_supports_size",

@@ -273,10 +273,15 @@ class DDPMPrior(DiffusionPrior):
         image_size: ``(H, W)`` (or an int for square images).
         channels: 1 (magnitude) or 2 (real, imaginary).
         network: a ``DiffusionModelUNet`` (built from ``network_kwargs`` when None).
-        network_kwargs: kwargs of ``DiffusionModelUNet``; ``in/out_channels`` default to ``channels``.
+        network_kwargs: kwargs of ``DiffusionModelUNet``; ``in_channels`` defaults to ``channels`` plus
+            :attr:`condition_channels` (inputs the network sees besides the noisy image, e.g. coordinates of a patch
+            prior), ``out_channels`` to ``channels``.
         num_train_timesteps, schedule, beta_start, beta_end: the noise schedule (see :class:`DiffusionPrior`).
         device: device of the network.
     """
+
+    condition_channels: int = 0
+    prior_class: str = "whole_image"  # recorded in checkpoints so that from_checkpoint rebuilds the right class
 
     def __init__(
         self,
@@ -294,13 +299,15 @@ class DDPMPrior(DiffusionPrior):
             image_size = (image_size, image_size)
         super().__init__(image_size, channels, num_train_timesteps, schedule, beta_start, beta_end)
         kw = dict(network_kwargs or {})
-        kw.setdefault("in_channels", channels)
+        n_in = channels + self.condition_channels
+        kw.setdefault("in_channels", n_in)
         kw.setdefault("out_channels", channels)
         self.network_kwargs = default_network_kwargs(channels, kw)
-        if self.network_kwargs["in_channels"] != channels or self.network_kwargs["out_channels"] != channels:
+        if self.network_kwargs["in_channels"] != n_in or self.network_kwargs["out_channels"] != channels:
             raise ValueError(
                 f"network_kwargs in/out_channels ({self.network_kwargs['in_channels']}, "
-                f"{self.network_kwargs['out_channels']}) must equal channels={channels}."
+                f"{self.network_kwargs['out_channels']}) must be ({n_in}, {channels}) for channels={channels} "
+                f"with {self.condition_channels} condition channel(s)."
             )
         levels = len(self.network_kwargs["channels"])
         if min(self.image_size) % (2 ** (levels - 1)) != 0:
@@ -332,6 +339,12 @@ class DDPMPrior(DiffusionPrior):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.network.parameters())
+
+    def with_network(self, network: nn.Module) -> DDPMPrior:
+        """The same prior (schedule, settings) evaluated with another network, e.g. the trainer's EMA copy."""
+        view = copy.copy(self)
+        view.network = network
+        return view
 
     # --- model -------------------------------------------------------------------------------------------------
     def timesteps(self, t: torch.Tensor | int, batch: int) -> torch.Tensor:
@@ -369,7 +382,13 @@ class DDPMPrior(DiffusionPrior):
                 "beta_end": self.beta_end,
             },
             "prediction_type": "epsilon",
+            "prior_class": self.prior_class,
+            **self.class_config(),
         }
+
+    def class_config(self) -> dict:
+        """Constructor arguments particular to this prior class, stored in checkpoints (none for whole images)."""
+        return {}
 
     def save_checkpoint(
         self,
@@ -472,7 +491,14 @@ class DDPMPrior(DiffusionPrior):
                     + ", ".join(f"{k}: checkpoint {a!r} vs configured {b!r}" for k, (a, b) in sorted(diff.items()))
                 )
         sk = ckpt["schedule_kwargs"]
-        prior = cls(
+        kind = ckpt.get("prior_class", DDPMPrior.prior_class)
+        if kind not in PRIOR_CLASSES:
+            raise ValueError(f"{name}={path!r} names an unknown prior class {kind!r}; expected one of {sorted(PRIOR_CLASSES)}.")
+        klass = PRIOR_CLASSES[kind]
+        if not issubclass(klass, cls):
+            raise ValueError(f"{name}={path!r} holds a {kind!r} prior, which {cls.__name__}.from_checkpoint does not load.")
+        prior = klass(
+            **{k: ckpt[k] for k in klass.class_config_keys() if k in ckpt},
             image_size=tuple(ckpt["image_size"]),
             channels=int(ckpt["channels"]),
             network_kwargs=saved_kw,
@@ -500,3 +526,12 @@ class DDPMPrior(DiffusionPrior):
     def copy_network(self) -> nn.Module:
         """A deep copy of the network (e.g. the initial EMA model)."""
         return copy.deepcopy(self.network)
+
+    @classmethod
+    def class_config_keys(cls) -> tuple[str, ...]:
+        """Checkpoint entries passed back to the constructor by :meth:`from_checkpoint` (see :meth:`class_config`)."""
+        return ()
+
+
+# prior_class name (stored in checkpoints) -> class; patch priors register themselves on import
+PRIOR_CLASSES: dict[str, type[DDPMPrior]] = {DDPMPrior.prior_class: DDPMPrior}

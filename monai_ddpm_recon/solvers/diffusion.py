@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from ..operators.base import LinearOperator
-from ..priors.base import Prior
+from ..priors.base import Prior, prior_supports_size
 from ..utils.validation import check_int
 from .base import ReconInfo
 from .baselines import check_kspace
@@ -51,17 +51,20 @@ def check_prior(prior) -> None:
         )
 
 
-def check_operator_matches_prior(operator, prior) -> None:
-    """Raise if the operator's image grid is not the prior's ``image_size`` (and say how to resize)."""
+def check_operator_matches_prior(operator, prior) -> tuple[int, int]:
+    """The image grid ``(H, W)`` the solver works on: the operator's, if the prior models that size (a patch prior
+    models any); else raise and say how to resize."""
     op_shape = tuple(int(s) for s in operator.image_shape)
     prior_shape = tuple(int(s) for s in prior.image_size)
-    if op_shape != prior_shape:
+    if not prior_supports_size(prior, op_shape):
         raise ValueError(
             f"operator.image_shape={op_shape} differs from prior.image_size={prior_shape}. The prior only models "
             f"{prior_shape[0]}x{prior_shape[1]} images: crop or zero-pad k-space to {prior_shape} (centre crop of "
             "k-space = low-resolution image; centre crop of ifft2c(k-space) = smaller field of view) and build the "
-            "operator (mask, coil maps) on that grid, or use a prior trained at the data's size."
+            "operator (mask, coil maps) on that grid, or use a prior trained at the data's size (or a patch prior, "
+            "which models any size)."
         )
+    return op_shape
 
 
 def expand_operator(operator: LinearOperator, batch: int, repeats: int) -> LinearOperator:
@@ -307,7 +310,7 @@ class DiffusionSolver:
     def _prepare(self, kspace: torch.Tensor, operator: LinearOperator) -> tuple[Measurement, torch.Tensor, PriorMapping]:
         """Checks, mapping, RNG, ``B·K`` expansion and the initial noise of one call."""
         check_kspace(kspace, operator)
-        check_operator_matches_prior(operator, self.prior)
+        image_shape = check_operator_matches_prior(operator, self.prior)
         real_dtype = torch.float64 if kspace.dtype == torch.complex128 else torch.float32
         B, K = kspace.shape[0], self.num_samples
         mapping = PriorMapping.from_kspace(kspace, operator, self.prior.channels, self.phase_mode, self.scale_percentile)
@@ -317,7 +320,7 @@ class DiffusionSolver:
             self.prior, self.stepper(), self.schedule(), kspace.repeat_interleave(K, dim=0) if K > 1 else kspace,
             expand_operator(operator, B, K), mapping.expand(K) if K > 1 else mapping, generator, seed,
         )
-        shape = (B * K, self.prior.channels, *self.prior.image_size)
+        shape = (B * K, self.prior.channels, *image_shape)
         x_init = torch.randn(shape, generator=generator, dtype=real_dtype).to(kspace.device)
         return measurement, x_init, mapping
 

@@ -132,9 +132,9 @@ class FrequencyReplacement:
             return kspace
         like = torch.zeros(1, dtype=kspace.real.dtype, device=kspace.device)
         a = abar_at(prior, t, like).reshape(())
-        shape = (kspace.shape[0], prior.channels, *prior.image_size)
+        shape = (kspace.shape[0], prior.channels, *operator.image_shape)
         if offset_kspace is None:
-            offset_kspace = operator.forward(_offset(prior, kspace, mapping))
+            offset_kspace = operator.forward(_offset(prior, kspace, operator, mapping))
         if self.noise_space == NoiseSpace.IMAGE:
             eps = draw_noise(torch.empty(shape, dtype=kspace.real.dtype, device=kspace.device), generator)
             noise = operator.forward(mapping.to_image(eps, dtype=kspace.dtype)) - offset_kspace
@@ -142,7 +142,7 @@ class FrequencyReplacement:
             # |L|: the physical magnitude of one prior unit (s/2 for magnitude priors, s for real/imag priors)
             gain = mapping.scale.to(kspace.real.dtype) * (0.5 if prior.channels == 1 else 1.0)
             std = (kspace_noise_var_per_part(prior.channels) ** 0.5) * gain
-            parts = torch.randn((2, shape[0], 1, *prior.image_size), generator=generator, dtype=kspace.real.dtype)
+            parts = torch.randn((2, shape[0], 1, *shape[-2:]), generator=generator, dtype=kspace.real.dtype)
             n = torch.complex(parts[0], parts[1]).to(kspace.device) * std
             noise = operator.forward(ifft2c(n))
         return a.sqrt() * kspace + (1 - a.sqrt()) * offset_kspace + (1 - a).sqrt() * noise
@@ -156,7 +156,7 @@ class FrequencyReplacement:
     def bind(self, m: Measurement) -> Conditioning:
         prior, kspace, operator, mapping = m.prior, m.kspace, m.operator, m.mapping
         T = prior.num_train_timesteps
-        offset_kspace = operator.forward(_offset(prior, kspace, mapping))
+        offset_kspace = operator.forward(_offset(prior, kspace, operator, mapping))
         lowpass = {}
 
         def rule(ctx: StepContext) -> torch.Tensor:
@@ -166,16 +166,16 @@ class FrequencyReplacement:
             if self.filter_sigma is not None:
                 if ctx.t_prev not in lowpass:
                     sigma = filter_sigma_schedule(ctx.t_prev, T, *self.filter_sigma)
-                    lowpass[ctx.t_prev] = gaussian_lowpass(prior.image_size, sigma, residual.real.dtype).to(residual.device)
+                    lowpass[ctx.t_prev] = gaussian_lowpass(tuple(operator.image_shape), sigma, residual.real.dtype).to(residual.device)
                 residual = residual * lowpass[ctx.t_prev]
             return mapping.to_prior(image + self.correction(operator, residual)).to(ctx.x_prev.dtype)
 
         return Conditioning(on_proposal=rule)
 
 
-def _offset(prior: Prior, kspace: torch.Tensor, mapping: PriorMapping) -> torch.Tensor:
+def _offset(prior: Prior, kspace: torch.Tensor, operator: LinearOperator, mapping: PriorMapping) -> torch.Tensor:
     """``image(0)`` of the mapping: the physical image of the prior's zero."""
-    shape = (kspace.shape[0], prior.channels, *prior.image_size)
+    shape = (kspace.shape[0], prior.channels, *operator.image_shape)
     return mapping.to_image(torch.zeros(shape, dtype=kspace.real.dtype, device=kspace.device), dtype=kspace.dtype)
 
 

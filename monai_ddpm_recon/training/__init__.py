@@ -5,11 +5,17 @@ from __future__ import annotations
 from .augment import RandomSliceAugment, affine_resample, smooth_random_field
 from .datasets import SliceDataset, check_images, fastmri_rss_slices, load_prepared, nifti_slices, training_data
 from .ema import EMA
-from .trainer import DDPMTrainer, ddim_sample, eps_mse, save_grid, train_eval_indices
+from .patches import PatchDataset, crop_piece, fixed_patches, native_patch_data
+from .trainer import DDPMTrainer, ddim_sample, eps_mse, network_input, save_grid, train_eval_indices
 
 __all__ = [
     "DDPMTrainer",
     "EMA",
+    "PatchDataset",
+    "crop_piece",
+    "fixed_patches",
+    "native_patch_data",
+    "network_input",
     "RandomSliceAugment",
     "SliceDataset",
     "affine_resample",

@@ -44,8 +44,10 @@ def eps_mse(
     seed: int = 1234,
     batch_size: int = 16,
 ) -> dict[int, float]:
-    """ε-MSE of ``network`` on ``images`` ``(N, C, S, S)`` in ``[-1, 1]`` at each fixed timestep.
+    """ε-MSE of ``network`` on ``images`` ``(N, C + K, S, S)`` at each fixed timestep.
 
+    The first ``C = prior.channels`` channels are the image in ``[-1, 1]``; the ``K = prior.condition_channels``
+    channels after them (e.g. a patch prior's coordinates) are passed to the network unchanged.
     The noise for timestep ``t`` comes from a generator seeded with ``seed + t`` (same noise at every call),
     so successive validations are comparable.
     """
@@ -55,12 +57,13 @@ def eps_mse(
     out = {}
     for t in timesteps:
         g = torch.Generator().manual_seed(int(seed) + int(t))
-        noise = torch.randn(images.shape, generator=g)
+        C = prior.channels
+        noise = torch.randn((images.shape[0], C, *images.shape[2:]), generator=g)
         se, n = 0.0, 0
         for i in range(0, images.shape[0], batch_size):
-            x0 = images[i : i + batch_size]
+            x0, cond = images[i : i + batch_size, :C], images[i : i + batch_size, C:]
             eps = noise[i : i + batch_size]
-            xt = prior.add_noise(x0, eps, int(t)).to(device)
+            xt = network_input(prior.add_noise(x0, eps, int(t)), cond).to(device)
             tt = torch.full((x0.shape[0],), int(t), dtype=torch.long, device=device)
             pred = network(xt, tt).float().cpu()
             se += float(((pred - eps) ** 2).sum())
@@ -68,6 +71,11 @@ def eps_mse(
         out[int(t)] = se / n
     network.train(was_training)
     return out
+
+
+def network_input(x_t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+    """The network's input: the noisy image followed by the condition channels (none for a whole-image prior)."""
+    return torch.cat([x_t, cond], 1) if cond.shape[1] else x_t
 
 
 def train_eval_indices(num_train: int, num_eval: int) -> list[int]:
@@ -84,6 +92,7 @@ def ddim_sample(
     num_inference_steps: int = 50,
     seed: int = 0,
     eta: float = 1.0,
+    size: Sequence[int] | None = None,
 ) -> torch.Tensor:
     """Unconditional DDIM samples with MONAI's ``DDIMScheduler``: ``(N, C, H, W)`` in ``[-1, 1]``, CPU.
 
@@ -91,6 +100,9 @@ def ddim_sample(
     deterministic ODE-like sampler. The default is 1 because with a small, CPU-trained prior the deterministic
     sampler turns its low-noise ε errors into grain, while the injected noise of ``eta = 1`` corrects them (compare
     ``bundles/ddpm_recon/docs/prior_samples_64_eta0.png`` with ``prior_samples_64.png``).
+
+    ``size`` is the ``(H, W)`` of the samples (default: the prior's ``image_size``; a patch prior accepts any);
+    ε comes from ``prior.with_network(network)``, so a patch prior tiles the whole image as at inference.
     """
     from monai.networks.schedulers import DDIMScheduler
 
@@ -100,11 +112,13 @@ def ddim_sample(
     sched = DDIMScheduler(**prior.scheduler_kwargs(), clip_sample=True)
     sched.set_timesteps(num_inference_steps)
     g = torch.Generator().manual_seed(int(seed))
-    x = torch.randn((num_samples, prior.channels, *prior.image_size), generator=g).to(device)
+    view = prior.with_network(network)
+    size = tuple(int(s) for s in (size or prior.image_size))
+    x = torch.randn((num_samples, prior.channels, *size), generator=g).to(device)
     step_noise = torch.Generator(device=device).manual_seed(int(seed) + 1)  # MONAI draws the η noise on x's device
     for t in sched.timesteps:
         tt = torch.full((num_samples,), int(t), dtype=torch.long, device=device)
-        x, _ = sched.step(network(x, tt).float(), int(t), x, eta=float(eta), generator=step_noise)
+        x, _ = sched.step(view.eps(x, tt).float(), int(t), x, eta=float(eta), generator=step_noise)
     network.train(was_training)
     return x.clamp(-1, 1).cpu()
 
@@ -136,8 +150,11 @@ class DDPMTrainer:
 
     Args:
         prior: the prior (its ``network`` is trained in place).
-        train_dataset: yields ``(channels, S, S)`` float tensors in ``[-1, 1]``.
-        heldout_images: ``(M, channels, S, S)`` in ``[0, 1]`` (magnitude convention) for validation.
+        train_dataset: yields ``(channels + K, S, S)`` float tensors: the image in ``[-1, 1]``, then the
+            ``K = prior.condition_channels`` condition channels (a patch prior's coordinates); a dataset with a
+            ``collate`` method batches with it (e.g. :class:`~monai_ddpm_recon.training.PatchDataset`).
+        heldout_images: ``(M, channels + K, S, S)``, the image channels in ``[0, 1]`` (magnitude convention), for
+            validation.
         output_dir: where ``last.pt``, ``log.jsonl``, sample grids and the exported prior go.
         max_steps: optimiser steps in total (a resumed run continues up to this number).
         batch_size: per-process batch size.
@@ -150,6 +167,7 @@ class DDPMTrainer:
         val_timesteps: timesteps of the ε-MSE validation; ``val_seed`` seeds its noise.
         num_train_eval: number of (unaugmented) training images also evaluated, for the train/held-out ratio.
         num_samples, ddim_steps, sample_seed, sample_eta: the DDIM sample grid (``eta`` as in :func:`ddim_sample`).
+        sample_size: ``(H, W)`` of the grid's samples (default: the prior's ``image_size``).
         device: "auto", "cpu", "cuda" or a torch device.
         distributed: use torch.distributed (``torchrun``): DDP, DistributedSampler, rank-0 logging/checkpoints.
         max_time_s: stop (checkpoint and export) once this much training wall time has elapsed, summed over
@@ -193,6 +211,7 @@ class DDPMTrainer:
         ddim_steps: int = 50,
         sample_seed: int = 0,
         sample_eta: float = 1.0,
+        sample_size: Sequence[int] | None = None,
         seed: int = 0,
         num_workers: int = 0,
         device: str | torch.device = "auto",
@@ -219,12 +238,13 @@ class DDPMTrainer:
         self.prior = prior
         self.train_dataset = train_dataset
         held = torch.as_tensor(np.asarray(heldout_images, dtype=np.float32))
-        expected = (prior.channels, *prior.image_size)
+        C = prior.channels
+        expected = (C + getattr(prior, "condition_channels", 0), *prior.image_size)
         if held.ndim != 4 or tuple(held.shape[1:]) != expected or held.shape[0] == 0:
             raise ValueError(f"heldout_images must be (M>0, {expected[0]}, {expected[1]}, {expected[2]}), got {tuple(held.shape)}.")
         if not bool(torch.isfinite(held).all()):
             raise ValueError("heldout_images contains NaN/Inf values.")
-        self.heldout = held * 2 - 1
+        self.heldout = torch.cat([held[:, :C] * 2 - 1, held[:, C:]], 1)
         sample = train_dataset[0]
         if tuple(sample.shape) != expected:
             raise ValueError(f"train_dataset yields images of shape {tuple(sample.shape)}, the prior expects {expected}.")
@@ -240,6 +260,7 @@ class DDPMTrainer:
         self.val_seed, self.num_train_eval = int(val_seed), int(num_train_eval)
         self.num_samples, self.ddim_steps, self.sample_seed = int(num_samples), int(ddim_steps), int(sample_seed)
         self.sample_eta = float(sample_eta)
+        self.sample_size = None if sample_size is None else tuple(int(s) for s in sample_size)
         self.seed, self.num_workers = int(seed), int(num_workers)
         self.device_arg, self.distributed = device, bool(distributed)
         self.max_time_s = None if max_time_s in (None, 0) else float(max_time_s)
@@ -327,7 +348,7 @@ class DDPMTrainer:
         path = self.checkpoint_path()
         if not (self.resume and os.path.isfile(path)):
             return 0, 0.0
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)
         saved = normalise_network_kwargs(state["network_kwargs"])
         if saved != self.prior.network_kwargs or state["prior_config"]["image_size"] != list(self.prior.image_size):
             raise ValueError(
@@ -396,7 +417,9 @@ class DDPMTrainer:
                 ds.augment = aug
 
     def sample_grid(self, step: int) -> str:
-        x = ddim_sample(self.ema.model, self.prior, self.num_samples, self.ddim_steps, self.sample_seed, self.sample_eta)
+        x = ddim_sample(
+            self.ema.model, self.prior, self.num_samples, self.ddim_steps, self.sample_seed, self.sample_eta, self.sample_size
+        )
         path = os.path.join(self.output_dir, f"samples_step{step:06d}.png")
         save_grid(x, path)
         self._log({"kind": "samples", "step": step, "path": path, "ddim_steps": self.ddim_steps, "eta": self.sample_eta})
@@ -445,6 +468,7 @@ class DDPMTrainer:
             num_workers=self.num_workers,
             generator=None if sampler is not None else torch.Generator().manual_seed(self.seed + step),
             pin_memory=device.type == "cuda",
+            collate_fn=getattr(self.train_dataset, "collate", None),
         )
         steps_per_epoch = max(1, len(loader))
         T = self.prior.num_train_timesteps
@@ -462,14 +486,15 @@ class DDPMTrainer:
             epoch = step // steps_per_epoch
             if sampler is not None:
                 sampler.set_epoch(epoch)
-            for x0 in loader:
+            for batch in loader:
                 if step >= self.max_steps:
                     break
-                x0 = x0.to(device, non_blocking=True)
+                batch = batch.to(device, non_blocking=True)
+                x0, cond = batch[:, : self.prior.channels], batch[:, self.prior.channels :]
                 noise = torch.randn_like(x0)
                 t = torch.randint(0, T, (x0.shape[0],), device=device)
                 a = abar[t].view(-1, 1, 1, 1)
-                xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+                xt = network_input(a.sqrt() * x0 + (1 - a).sqrt() * noise, cond)
                 now = self._synced_elapsed(t_start, device)
                 lr = self.lr_at(step, now)
                 for g in self.optimizer.param_groups:

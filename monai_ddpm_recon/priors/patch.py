@@ -1,0 +1,180 @@
+"""Patch diffusion prior: a DDPM trained on image patches with coordinate channels, applied to images of any size.
+
+The network (MONAI ``DiffusionModelUNet``) sees a noisy patch plus two channels holding the patch's pixel
+coordinates in the whole-slice frame. At inference an ``H x W`` image is placed on a canvas that is a whole number
+of patches, at an offset that changes with the timestep, the uncovered canvas is filled with noised background,
+every patch is denoised, and the patches are stitched back and cropped (each pixel lies in exactly one patch, so
+the result is an ordinary ε-prediction of the whole image). Changing the tiling between steps keeps patch seams
+from settling in one place.
+
+Coordinate frame: ``(row - (H - 1) / 2, col - (W - 1) / 2) / coord_scale``, i.e. pixels from the image centre
+(1 mm at native resolution) divided by ``coord_scale``. Training patches use the centre of the slice they were cut
+from, so the frame is the same at training and inference for brain-centred images of any matrix size.
+
+References:
+    Wang et al., "Patch Diffusion: Faster and More Data-Efficient Training of Diffusion Models", NeurIPS 2023
+    (coordinate channels, stochastic patch sizes).
+    Hu et al., "Learning Image Priors through Patch-based Diffusion Models for Solving Inverse Problems",
+    NeurIPS 2024 (PaDIS: whole-image scores from patch scores with a random-offset tiling per step).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..utils.validation import check_finite
+from .base import Schedule
+from .ddpm import PRIOR_CLASSES, DDPMPrior
+
+BACKGROUND = {1: -1.0, 2: 0.0}  # zero signal in the prior's intensity range: magnitude 0 -> 2*0-1; real/imag 0 -> 0
+
+
+def coordinate_grid(
+    height: int, width: int, coord_scale: float, origin: tuple[float, float] | None = None
+) -> torch.Tensor:
+    """Coordinate channels ``(2, height, width)`` float32: row and column offsets from the image centre / scale.
+
+    Args:
+        height, width: size of the grid.
+        coord_scale: pixels per coordinate unit.
+        origin: offsets (in pixels) of the grid's pixel ``(0, 0)`` from the image centre; default: the grid is the
+            whole image, so ``(-(height - 1) / 2, -(width - 1) / 2)``.
+    """
+    r0, c0 = origin if origin is not None else (-(height - 1) / 2, -(width - 1) / 2)
+    rows = (torch.arange(height, dtype=torch.float32) + float(r0)) / float(coord_scale)
+    cols = (torch.arange(width, dtype=torch.float32) + float(c0)) / float(coord_scale)
+    return torch.stack(torch.meshgrid(rows, cols, indexing="ij"))
+
+
+class PatchDDPMPrior(DDPMPrior):
+    """ε-prediction DDPM prior learned on patches; models ``(B, channels, H, W)`` images of any ``H, W``.
+
+    Args:
+        patch_size: side of the patches the image is tiled into at inference (a size seen in training; the
+            network's ``image_size`` attribute is ``(patch_size, patch_size)``).
+        channels: 1 (magnitude) or 2 (real, imaginary).
+        network: a ``DiffusionModelUNet`` with ``channels + 2`` inputs (built from ``network_kwargs`` when None).
+        network_kwargs: kwargs of ``DiffusionModelUNet``.
+        train_patch_sizes: patch sides used in training (recorded in the checkpoint; each must be divisible by
+            ``2 ** (levels - 1)``).
+        coord_scale: pixels per coordinate unit (see the module docstring).
+        max_patches_per_forward: patches per network call (bounds memory at large matrix sizes).
+        tiling_seed: the tiling offset at timestep ``t`` is drawn from a generator seeded with
+            ``(tiling_seed, t)``, so results depend on the seed and ``t`` only, never on the call history.
+        num_train_timesteps, schedule, beta_start, beta_end, device: as :class:`DDPMPrior`.
+        image_size: ignored apart from a check (accepted so that generic code can pass it); the prior accepts any size.
+
+    Shapes: ``eps(x_t, t)`` takes real float ``(B, channels, H, W)`` with any ``H, W >= 1`` and returns the same shape.
+    """
+
+    condition_channels = 2
+    prior_class = "patch"
+
+    def __init__(
+        self,
+        patch_size: int = 64,
+        channels: int = 1,
+        network: nn.Module | None = None,
+        network_kwargs: dict | None = None,
+        train_patch_sizes: Sequence[int] = (16, 32, 64),
+        coord_scale: float = 128.0,
+        max_patches_per_forward: int = 64,
+        tiling_seed: int = 0,
+        num_train_timesteps: int = 1000,
+        schedule: Schedule | str = Schedule.LINEAR,
+        beta_start: float = 1e-4,
+        beta_end: float = 2e-2,
+        device: str | torch.device | None = None,
+        image_size: tuple[int, int] | int | None = None,
+    ) -> None:
+        patch_size = int(patch_size)
+        if image_size is not None:
+            size = (image_size, image_size) if isinstance(image_size, int) else tuple(int(s) for s in image_size)
+            if size != (patch_size, patch_size):
+                raise ValueError(f"image_size {size} of a patch prior must be (patch_size, patch_size)=({patch_size}, {patch_size}).")
+        self.train_patch_sizes = sorted(int(p) for p in train_patch_sizes)
+        if not self.train_patch_sizes or min(self.train_patch_sizes) < 4:
+            raise ValueError(f"train_patch_sizes must be a non-empty list of sides >= 4, got {list(train_patch_sizes)!r}.")
+        if float(coord_scale) <= 0 or not math.isfinite(float(coord_scale)):
+            raise ValueError(f"coord_scale must be a positive number of pixels, got {coord_scale!r}.")
+        if int(max_patches_per_forward) < 1:
+            raise ValueError(f"max_patches_per_forward must be >= 1, got {max_patches_per_forward!r}.")
+        self.coord_scale = float(coord_scale)
+        self.max_patches_per_forward = int(max_patches_per_forward)
+        self.tiling_seed = int(tiling_seed)
+        super().__init__(patch_size, channels, network, network_kwargs, num_train_timesteps, schedule, beta_start, beta_end, device)
+        levels = len(self.network_kwargs["channels"])
+        bad = [p for p in self.train_patch_sizes if p % (2 ** (levels - 1))]
+        if bad:
+            raise ValueError(f"train_patch_sizes {bad} are not divisible by 2**(levels-1)={2 ** (levels - 1)}.")
+
+    @property
+    def patch_size(self) -> int:
+        return self.image_size[0]
+
+    def supports_size(self, size: tuple[int, int]) -> bool:
+        return len(size) == 2 and all(int(s) >= 1 for s in size)
+
+    def class_config(self) -> dict:
+        return {"patch_size": self.patch_size, "train_patch_sizes": self.train_patch_sizes, "coord_scale": self.coord_scale}
+
+    @classmethod
+    def class_config_keys(cls) -> tuple[str, ...]:
+        return ("patch_size", "train_patch_sizes", "coord_scale")
+
+    def check_input(self, x_t: torch.Tensor) -> None:
+        if x_t.ndim != 4 or x_t.shape[1] != self.channels or min(x_t.shape[-2:]) < 1:
+            raise ValueError(f"x_t has shape {tuple(x_t.shape)}; this patch prior expects (B, {self.channels}, H, W) with any H, W >= 1.")
+        if torch.is_complex(x_t):
+            raise TypeError("x_t must be real; complex images enter a prior as magnitude or as 2 channels (real, imag).")
+
+    # --- tiling --------------------------------------------------------------------------------------------------
+    def tiling_offset(self, t: int) -> tuple[int, int]:
+        """Offset ``(rows, cols)`` in ``[0, patch_size)`` of the image on the canvas at timestep ``t``."""
+        g = torch.Generator().manual_seed(self.tiling_seed * 1_000_003 + int(t))
+        oy, ox = torch.randint(0, self.patch_size, (2,), generator=g).tolist()
+        return int(oy), int(ox)
+
+    def eps(self, x_t: torch.Tensor, t: torch.Tensor | int) -> torch.Tensor:
+        """ε(x_t, t) of the whole image, stitched from patch predictions; same shape/device/dtype as ``x_t``."""
+        self.check_input(x_t)
+        check_finite("x_t", x_t)
+        tt = self.timesteps(t, x_t.shape[0]).cpu()
+        values = torch.unique(tt).tolist()
+        if len(values) == 1:
+            return self._eps_tiled(x_t, int(values[0])).to(dtype=x_t.dtype)
+        out = torch.empty_like(x_t)
+        for t_value in values:  # one tiling per timestep value
+            rows = (tt == t_value).nonzero().flatten().to(x_t.device)
+            out[rows] = self._eps_tiled(x_t[rows], int(t_value)).to(dtype=x_t.dtype)
+        return out
+
+    def _eps_tiled(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        B, C, H, W = x.shape
+        P = self.patch_size
+        oy, ox = self.tiling_offset(t)
+        ny, nx = -(-(H + oy) // P), -(-(W + ox) // P)
+        device = self.device
+        a = float(self.alphas_cumprod[t])
+        g = torch.Generator().manual_seed(self.tiling_seed * 1_000_003 + int(t) + 7)
+        # the same background draw for every item, so that an item's result does not depend on its batch
+        background = torch.randn((1, C, ny * P, nx * P), generator=g) * math.sqrt(1 - a) + math.sqrt(a) * BACKGROUND[C]
+        canvas = background.expand(B, -1, -1, -1).to(device).clone()
+        canvas[:, :, oy : oy + H, ox : ox + W] = x.to(device=device, dtype=torch.float32)
+        coords = coordinate_grid(ny * P, nx * P, self.coord_scale, origin=(-oy - (H - 1) / 2, -ox - (W - 1) / 2)).to(device)
+        inp = torch.cat([canvas, coords.expand(B, -1, -1, -1)], 1)
+        # (B, C+2, ny*P, nx*P) -> (B*ny*nx, C+2, P, P)
+        patches = inp.reshape(B, C + 2, ny, P, nx, P).permute(0, 2, 4, 1, 3, 5).reshape(B * ny * nx, C + 2, P, P)
+        preds = []
+        for i in range(0, patches.shape[0], self.max_patches_per_forward):
+            chunk = patches[i : i + self.max_patches_per_forward]
+            preds.append(self.network(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=device)).float())
+        pred = torch.cat(preds).reshape(B, ny, nx, C, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, C, ny * P, nx * P)
+        return pred[:, :, oy : oy + H, ox : ox + W].to(x.device)
+
+
+PRIOR_CLASSES[PatchDDPMPrior.prior_class] = PatchDDPMPrior

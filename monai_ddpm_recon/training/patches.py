@@ -1,0 +1,174 @@
+"""Patch datasets for the patch diffusion prior: random crops with coordinate channels, mixed patch sizes.
+
+Every item is a ``(channels + 2, R, R)`` float32 tensor: the image in the prior's ``[-1, 1]`` range, then the
+row and column coordinate channels of :func:`monai_ddpm_recon.priors.coordinate_grid` (offsets from the centre of
+the slice the crop was cut from, divided by ``coord_scale``). ``R`` is the largest patch size. The dataset's
+:meth:`PatchDataset.collate` picks one patch size ``P`` per batch and splits every ``R x R`` crop into its
+``(R / P)^2`` tiles, so each batch holds the same number of pixels whatever ``P`` (Wang et al., NeurIPS 2023:
+stochastic patch sizes, larger batches of smaller patches).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..data.native import SlicePiece
+from ..priors.patch import coordinate_grid
+
+
+def crop_piece(piece: SlicePiece, top: int, left: int, size: int, coord_scale: float, flip: bool = False) -> torch.Tensor:
+    """Crop ``size x size`` at ``(top, left)`` of a piece (zero background where the crop leaves a piece smaller
+    than ``size``), with coordinates; ``(3, size, size)`` float32, image in ``[-1, 1]``.
+
+    ``flip`` mirrors the piece left-right first; its coordinates are mirrored with it, as for a mirrored slice.
+    """
+    img = piece.image[:, ::-1] if flip else piece.image
+    h, w = img.shape
+    r0, c0 = piece.origin
+    if flip:
+        c0 = -(c0 + w - 1)
+    out = np.zeros((size, size), np.float32)
+    src = img[max(top, 0) : top + size, max(left, 0) : left + size]
+    out[max(-top, 0) : max(-top, 0) + src.shape[0], max(-left, 0) : max(-left, 0) + src.shape[1]] = src
+    coords = coordinate_grid(size, size, coord_scale, origin=(r0 + top, c0 + left))
+    return torch.cat([torch.from_numpy(out)[None] * 2 - 1, coords])
+
+
+def random_corner(length: int, size: int, generator: torch.Generator | None = None) -> int:
+    """Random start of a window of ``size`` inside ``length`` (centred, possibly negative, when it cannot fit)."""
+    if length <= size:
+        return -((size - length) // 2)
+    return int(torch.randint(0, length - size + 1, (1,), generator=generator))
+
+
+class PatchDataset(Dataset):
+    """Random ``R x R`` crops (``R = max(patch_sizes)``) of slice pieces, with coordinate channels.
+
+    Each piece appears ``ceil(area / R^2) * crops_per_area`` times per epoch, so large slices give more crops.
+
+    Args:
+        pieces: :class:`~monai_ddpm_recon.data.native.SlicePiece` list (magnitudes in ``[0, 1]``).
+        patch_sizes: patch sides drawn per batch by :meth:`collate`; each must divide the largest.
+        patch_probs: probabilities of ``patch_sizes`` (default: uniform).
+        coord_scale: pixels per coordinate unit (must equal the prior's).
+        flip_prob: probability of a left-right mirror of the piece.
+        intensity_range: the crop is multiplied by a factor drawn uniformly from this range.
+        crops_per_area: crops per ``R^2`` of piece area per epoch.
+    """
+
+    def __init__(
+        self,
+        pieces: Sequence[SlicePiece],
+        patch_sizes: Sequence[int] = (16, 32, 64),
+        patch_probs: Sequence[float] | None = None,
+        coord_scale: float = 128.0,
+        flip_prob: float = 0.5,
+        intensity_range: Sequence[float] = (0.9, 1.0),
+        crops_per_area: float = 1.0,
+    ) -> None:
+        if len(pieces) == 0:
+            raise ValueError("pieces is empty: no training slices (check the data paths and the foreground threshold).")
+        self.pieces = list(pieces)
+        self.patch_sizes = [int(p) for p in patch_sizes]
+        self.region = max(self.patch_sizes)
+        if any(self.region % p for p in self.patch_sizes):
+            raise ValueError(f"patch_sizes {self.patch_sizes} must each divide the largest ({self.region}).")
+        probs = np.ones(len(self.patch_sizes)) if patch_probs is None else np.asarray(patch_probs, dtype=float)
+        if probs.shape != (len(self.patch_sizes),) or (probs < 0).any() or probs.sum() <= 0:
+            raise ValueError(f"patch_probs must be {len(self.patch_sizes)} non-negative weights, got {patch_probs!r}.")
+        self.patch_probs = torch.as_tensor(probs / probs.sum())
+        self.coord_scale = float(coord_scale)
+        self.flip_prob = float(flip_prob)
+        self.intensity_range = (float(intensity_range[0]), float(intensity_range[1]))
+        self.augment = True  # the trainer switches this off to score training images without augmentation
+        reps = [max(1, int(round(crops_per_area * p.image.size / self.region**2))) for p in self.pieces]
+        self.index = np.repeat(np.arange(len(self.pieces)), reps)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        piece = self.pieces[int(self.index[i])]
+        R = self.region
+        h, w = piece.image.shape
+        if not self.augment:  # deterministic: the centre crop, no flip, no intensity change
+            return crop_piece(piece, -((R - h) // 2) if h <= R else (h - R) // 2, -((R - w) // 2) if w <= R else (w - R) // 2, R, self.coord_scale)
+        flip = bool(torch.rand(()) < self.flip_prob)
+        x = crop_piece(piece, random_corner(h, R), random_corner(w, R), R, self.coord_scale, flip)
+        lo, hi = self.intensity_range
+        scale = lo + (hi - lo) * float(torch.rand(()))
+        x[0] = (x[0] + 1) * scale - 1
+        return x
+
+    def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
+        """Stack the crops and split them into tiles of one patch size drawn for this batch."""
+        batch = torch.stack(items)
+        P = self.patch_sizes[int(torch.multinomial(self.patch_probs, 1))]
+        n = self.region // P
+        B, C = batch.shape[:2]
+        return batch.reshape(B, C, n, P, n, P).permute(0, 2, 4, 1, 3, 5).reshape(B * n * n, C, P, P)
+
+    def describe(self) -> dict:
+        return {
+            "patch_sizes": self.patch_sizes,
+            "patch_probs": [round(float(p), 4) for p in self.patch_probs],
+            "region": self.region,
+            "coord_scale": self.coord_scale,
+            "flip_prob": self.flip_prob,
+            "intensity_range": list(self.intensity_range),
+            "num_pieces": len(self.pieces),
+            "crops_per_epoch": len(self),
+        }
+
+
+def fixed_patches(slices: np.ndarray, size: int, coord_scale: float, offsets: Sequence[tuple[int, int]] | None = None) -> np.ndarray:
+    """Fixed crops with coordinates of whole slices, for validation: ``(N * len(offsets), 3, size, size)``.
+
+    The image channel stays in ``[0, 1]`` (the trainer maps it to ``[-1, 1]``). ``offsets`` are crop centres
+    relative to the slice centre (default: the four quadrants of the central ``2 size x 2 size`` square).
+
+    Args:
+        slices: float32 ``(N, 1, H, W)`` in ``[0, 1]``.
+    """
+    offsets = offsets or [(-size // 2, -size // 2), (-size // 2, size // 2), (size // 2, -size // 2), (size // 2, size // 2)]
+    out = []
+    for sl in np.asarray(slices, dtype=np.float32)[:, 0]:
+        h, w = sl.shape
+        piece = SlicePiece(sl, (-(h - 1) / 2, -(w - 1) / 2), "heldout", "axial", 0, (0, h))
+        for dy, dx in offsets:
+            top, left = h // 2 + dy - size // 2, w // 2 + dx - size // 2
+            x = crop_piece(piece, top, left, size, coord_scale)
+            x[0] = (x[0] + 1) / 2
+            out.append(x.numpy())
+    return np.stack(out).astype(np.float32)
+
+
+def native_patch_data(
+    colin27_path: str | None = None,
+    use_mni152: bool = True,
+    orientations: Sequence[str] = ("axial", "coronal", "sagittal"),
+    val_patch_size: int = 64,
+    coord_scale: float = 128.0,
+) -> dict:
+    """Training pieces and validation patches for the patch prior (wired by the bundle's ``train_patch.json``).
+
+    Returns:
+        ``{"train": pieces, "heldout": (M, 3, P, P) fixed crops of the held-out slab (image in [0, 1]),
+        "heldout_slices": (16, 1, 217, 181), "provenance": dict}``.
+    """
+    from ..data.native import heldout_native_slices, native_training_pieces
+    from ..data.slices import COLIN27_PATH
+
+    path = colin27_path or COLIN27_PATH
+    pieces, info = native_training_pieces(path, use_mni152, orientations=orientations)
+    held = heldout_native_slices(path)
+    return {
+        "train": pieces,
+        "heldout": fixed_patches(held, val_patch_size, coord_scale),
+        "heldout_slices": held,
+        "provenance": info,
+    }

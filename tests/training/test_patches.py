@@ -1,0 +1,91 @@
+"""Patch dataset (crops, coordinates, mixed sizes) and training a patch prior through the trainer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from monai_ddpm_recon.data.native import SlicePiece
+from monai_ddpm_recon.priors import DDPMPrior, PatchDDPMPrior, coordinate_grid
+from monai_ddpm_recon.training import DDPMTrainer, PatchDataset, crop_piece, fixed_patches
+
+
+def _piece(h=40, w=30, rows=(0, 40), full_h=40):
+    rng = np.random.default_rng(1)
+    img = rng.random((h, w)).astype(np.float32)
+    return SlicePiece(img, (rows[0] - (full_h - 1) / 2, -(w - 1) / 2), "r", "axial", 0, rows)
+
+
+def test_crop_coordinates_are_the_whole_slice_coordinates():
+    piece = _piece(20, 30, rows=(10, 30), full_h=40)  # rows 10..29 of a 40-row slice
+    x = crop_piece(piece, 3, 5, 8, coord_scale=4.0)
+    full = coordinate_grid(40, 30, 4.0)
+    torch.testing.assert_close(x[1:], full[:, 13:21, 5:13])
+    torch.testing.assert_close(x[0], torch.from_numpy(piece.image[3:11, 5:13]) * 2 - 1)
+
+
+def test_flip_mirrors_the_image_and_its_coordinates():
+    piece = _piece(16, 30)
+    x = crop_piece(piece, 0, 0, 16, coord_scale=1.0, flip=True)
+    torch.testing.assert_close(x[0], torch.from_numpy(piece.image[:, ::-1][:, :16].copy()) * 2 - 1)
+    full = coordinate_grid(16, 30, 1.0)
+    torch.testing.assert_close(x[2], -full[1, :, 29 - 15 : 30].flip(-1))  # column c of the mirror sits at -c
+
+
+def test_crop_larger_than_piece_is_centred_on_background():
+    piece = _piece(6, 30)
+    ds = PatchDataset([piece], patch_sizes=(8, 16), coord_scale=1.0)
+    x = ds[0]
+    assert x.shape == (3, 16, 16)
+    assert bool((x[0, :5] == -1).all()) and bool((x[0, -5:] == -1).all())  # 5 background rows above and below
+
+
+def test_collate_splits_crops_into_tiles_of_one_size():
+    torch.manual_seed(0)
+    ds = PatchDataset([_piece()], patch_sizes=(8, 16), patch_probs=(1.0, 0.0), coord_scale=1.0)
+    items = [ds[i] for i in range(2)]
+    batch = ds.collate(items)
+    assert batch.shape == (8, 3, 8, 8)
+    torch.testing.assert_close(batch[1], items[0][:, :8, 8:16])
+    torch.testing.assert_close(batch[6], items[1][:, 8:16, :8])
+    sizes = {PatchDataset([_piece()], (8, 16), (0.5, 0.5)).collate(items).shape[-1] for _ in range(20)}
+    assert sizes == {8, 16}
+
+
+def test_bad_patch_settings():
+    with pytest.raises(ValueError, match="divide the largest"):
+        PatchDataset([_piece()], patch_sizes=(12, 16))
+    with pytest.raises(ValueError, match="patch_probs"):
+        PatchDataset([_piece()], patch_sizes=(8, 16), patch_probs=(1.0,))
+    with pytest.raises(ValueError, match="empty"):
+        PatchDataset([], patch_sizes=(8, 16))
+
+
+def test_fixed_patches_for_validation():
+    slices = np.random.default_rng(0).random((2, 1, 40, 36)).astype(np.float32)
+    out = fixed_patches(slices, 8, coord_scale=1.0)
+    assert out.shape == (8, 3, 8, 8)
+    assert out[:, 0].min() >= 0 and out[:, 0].max() <= 1  # image channel stays in [0, 1]
+
+
+def test_trainer_trains_and_exports_a_patch_prior(tmp_path):
+    torch.manual_seed(0)
+    pieces = [_piece(40, 36, (0, 40), 40)]
+    prior = PatchDDPMPrior(16, network_kwargs={"channels": (8, 8)}, train_patch_sizes=(8, 16), coord_scale=8.0)
+    ds = PatchDataset(pieces, patch_sizes=(8, 16), coord_scale=8.0)
+    held = fixed_patches(np.stack([p.image for p in pieces])[:, None], 16, 8.0)
+    trainer = DDPMTrainer(
+        prior, ds, held, str(tmp_path), max_steps=3, batch_size=2, checkpoint_every=2, val_every=2, sample_every=0,
+        num_samples=1, ddim_steps=2, sample_size=(20, 12), progress=False, export_path=str(tmp_path / "model.pt"),
+        export_metadata=str(tmp_path / "model_metadata.json"),
+    )
+    summary = trainer.run()
+    assert summary["steps"] == 3 and np.isfinite(summary["final_val"]["heldout_eps_mse_mean"])
+    loaded = DDPMPrior.from_checkpoint(tmp_path / "model.pt")
+    assert isinstance(loaded, PatchDDPMPrior) and loaded.coord_scale == 8.0
+    assert loaded.eps(torch.zeros(1, 1, 23, 17), 10).shape == (1, 1, 23, 17)
+    # resuming reads last.pt with weights_only=True
+    DDPMTrainer(prior, ds, held, str(tmp_path), max_steps=4, batch_size=2, sample_every=0, val_every=0,
+                num_samples=1, ddim_steps=2, sample_size=(20, 12), progress=False).run()
+    assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
