@@ -218,8 +218,11 @@ class LossGuidanceSolver(DiffusionSolver):
         prior: diffusion prior (1 or 2 channels).
         guidance, gradient, step_rule: see :class:`LossGuidance` (default: one-step-consistency step, ``x0`` gradient).
         num_steps, eta, resampling, jump_length, resamplings, clip_x0: see :class:`~.samplers.DDIMSampler`.
-        num_samples, phase_mode, final_data_consistency, seed, progress, scale_percentile: see
-            :class:`~.diffusion.DiffusionSolver`.
+        final_data_consistency: ``x + A⁺(y − A x)`` after sampling, on by default: one gradient step per network
+            evaluation is a single Landweber step on the data (exact only for one coil), so the sample ends off the
+            data (1–2 % relative k-space residual at R = 8, 8 coils, 25 NFE); without it the preset fell 1.13 dB below
+            zero-filled on a slice of the peer benchmark.
+        num_samples, phase_mode, seed, progress, scale_percentile: see :class:`~.diffusion.DiffusionSolver`.
 
     Raises:
         ValueError: negative / non-finite guidance, bad schedule parameters.
@@ -238,7 +241,7 @@ class LossGuidanceSolver(DiffusionSolver):
         resamplings: int = 1,
         num_samples: int = 1,
         phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
-        final_data_consistency: bool = False,
+        final_data_consistency: bool = True,
         clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,

@@ -176,20 +176,27 @@ class DDIMStepper:
 
 
 class DiffPIRStepper:
-    """DiffPIR's re-noising step (Zhu et al., CVPR 2023, Alg. 1) from a (data-corrected) x̂0:
+    """Re-noising step from a (data-corrected) x̂0 with a fraction ζ of fresh noise (DiffPIR, Zhu et al., CVPR 2023,
+    Alg. 1; DDS, Chung et al., ICLR 2024, Alg. 1 with ζ = η²):
 
-    ``ε̂ = (x_t − sqrt(ᾱ_t) x̂0) / sqrt(1 − ᾱ_t)``, ``x_{t'} = sqrt(ᾱ_{t'}) x̂0 + sqrt(1 − ᾱ_{t'}) (sqrt(1 − ζ) ε̂ + sqrt(ζ) z)``.
+    ``x_{t'} = sqrt(ᾱ_{t'}) x̂0 + sqrt(1 − ᾱ_{t'}) (sqrt(1 − ζ) e + sqrt(ζ) z)``,
 
-    ``ζ = 1`` re-noises with fresh noise only; ``ζ = 0`` is deterministic (DDIM η = 0 with the effective ε̂).
+    where the noise estimate ``e`` is DiffPIR's effective ``ε̂ = (x_t − sqrt(ᾱ_t) x̂0) / sqrt(1 − ᾱ_t)`` (recomputed
+    from the corrected x̂0) or, for DDS, the network's ε. ``ζ = 1`` re-noises with fresh noise only; ``ζ = 0`` is
+    deterministic (DDIM η = 0 with ``e``).
 
     Args:
         zeta: ζ in [0, 1].
         clip_x0: clip x̂0 to [-1, 1] before the update.
+        noise_estimate: ``"effective"`` (ε̂, DiffPIR) or ``"network"`` (ε, DDS).
     """
 
-    def __init__(self, zeta: float = 1.0, clip_x0: bool = True) -> None:
+    def __init__(self, zeta: float = 1.0, clip_x0: bool = True, noise_estimate: str = "effective") -> None:
         self.zeta = check_unit_interval("zeta", zeta)
         self.clip_x0 = bool(clip_x0)
+        if noise_estimate not in ("effective", "network"):
+            raise ValueError(f"noise_estimate must be 'effective' or 'network', got {noise_estimate!r}.")
+        self.noise_estimate = noise_estimate
 
     def __call__(self, prior, x_t, t, t_prev, eps, x0, generator):
         if self.clip_x0:
@@ -198,7 +205,7 @@ class DiffPIRStepper:
             return x0
         a_t = abar_at(prior, t, x_t)
         a_prev = abar_at(prior, t_prev, x_t)
-        eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt()
+        eps_hat = (x_t - a_t.sqrt() * x0) / (1 - a_t).sqrt() if self.noise_estimate == "effective" else eps
         noise = draw_noise(x_t, generator) if self.zeta > 0 else torch.zeros_like(x_t)
         mix = (1 - self.zeta) ** 0.5 * eps_hat + self.zeta**0.5 * noise
         return a_prev.sqrt() * x0 + (1 - a_prev).sqrt() * mix

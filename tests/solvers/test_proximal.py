@@ -213,7 +213,8 @@ def test_preset_is_the_composition():
     p = make_problem()
     kw = dict(num_steps=10, eta=1.0, phase_mode="none", seed=4)
     preset = LossGuidanceSolver(p.prior, guidance=0.7, **kw)(p.kspace, p.operator)
-    composed = DiffusionSolver(p.prior, DDIMSampler(10, 1.0), LossGuidance(0.7), phase_mode="none", seed=4)
+    composed = DiffusionSolver(p.prior, DDIMSampler(10, 1.0), LossGuidance(0.7), phase_mode="none", seed=4,
+                               final_data_consistency=True)
     assert torch.equal(preset, composed(p.kspace, p.operator))
     with pytest.raises(ValueError, match="num_steps"):
         DiffusionSolver(p.prior, DiffPIRSampler(num_steps=2000))
