@@ -114,3 +114,23 @@ def test_espirit_guards():
         espirit_maps(bad, calib_width=16)
     with pytest.raises(ValueError, match="kspace"):
         espirit_maps(np.zeros((2, 4, 32, 32), np.complex64), calib_width=16)
+
+
+@pytest.mark.parametrize("shape", [(192, 224), (217, 181)])
+@pytest.mark.parametrize("mask_type", ["random", "equispaced", "poisson"])
+def test_operators_built_at_non_square_sizes_are_adjoint(shape, mask_type):
+    """Native-size cases (image_size=None) are non-square, odd sizes included: masks, birdcage maps and the SENSE
+    operator built from them keep (H, W) apart and ⟨A x, y⟩ = ⟨x, Aᴴ y⟩."""
+    h, w = shape
+    mask = make_mask(mask_type, shape, 4, center_fraction=0.08, seed=1)
+    assert mask.shape == ((1, 1, h, w) if mask_type == "poisson" else (1, 1, 1, w))
+    maps = birdcage_maps(4, shape)
+    assert maps.shape == (1, 4, h, w)
+    torch.testing.assert_close((maps.abs() ** 2).sum(1), torch.ones(1, h, w), atol=1e-5, rtol=0)
+    op = SenseOperator(maps.to(torch.complex128), mask.double())
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 1, h, w, dtype=torch.complex128, generator=g)
+    y = torch.randn(1, 4, h, w, dtype=torch.complex128, generator=g)
+    lhs, rhs = (op(x).conj() * y).sum(), (x.conj() * op.adjoint(y)).sum()
+    assert abs(lhs - rhs) <= 1e-9 * abs(lhs)
+    assert 3 < effective_acceleration(mask, shape) < 5.5

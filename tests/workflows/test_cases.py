@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from monai_ddpm_recon.operators import SenseOperator, fft2c
+from monai_ddpm_recon.operators import MaskedFourier, SenseOperator, fft2c
 from monai_ddpm_recon.transforms.io import write_fastmri_h5
 from monai_ddpm_recon.workflows import CaseSpec, load_cases
+from monai_ddpm_recon.workflows.cases import case_shapes
 from monai_ddpm_recon.transforms import CropKspace
 from monai_ddpm_recon.workflows.runner import batches, stack_cases
 
@@ -211,3 +212,137 @@ def test_warns_once_when_the_effective_acceleration_is_far_from_the_request(tmp_
     with caplog.at_level(logging.WARNING, logger="monai_ddpm_recon.workflows.cases"):
         load_cases(CaseSpec(acceleration=4, mask_type="equispaced", **fast))
     assert not caplog.records  # equispaced R=4 on 64 columns is within 10 %
+
+
+EXAMPLE = Path(__file__).parents[2] / "bundles/ddpm_recon/data/colin27_heldout_axial_64.npy"
+
+
+def _reference_cases(spec, seed: int) -> list:
+    """The case loop as written before the cases were built by a Compose: array transforms, one simulator whose
+    random state runs through the cases, one mask seeded ``seed·10⁴ + index`` per case (``.npy`` at its size)."""
+    import itertools
+    import math
+
+    from monai_ddpm_recon.transforms import SimulateKspace, UndersampleKspace
+    from monai_ddpm_recon.workflows.cases import _indices
+
+    counter = itertools.count()
+    simulate = SimulateKspace(num_coils=spec.num_coils, phase_order=2 if spec.smooth_phase else 0,
+                              max_phase=math.pi / 2, snr_db=spec.snr_db, seed=seed)
+    arr = np.load(spec.files[0])
+    out = []
+    for i in _indices(arr.shape[0], spec, spec.files[0]):
+        sim = simulate(torch.from_numpy(np.ascontiguousarray(arr[i], dtype=np.float32))[None])
+        masker = UndersampleKspace(spec.mask_type, spec.acceleration, spec.center_fraction, seed=seed * 10_000 + next(counter))
+        kspace, mask = masker(sim.kspace)
+        out.append((kspace, mask, sim.sens_maps if spec.num_coils > 1 else None, sim.image[0], masker.effective_acceleration))
+    return out
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},  # the bundle's default: 8 coils, random mask, smooth phase, R 8
+        {"num_coils": 1, "smooth_phase": False},
+        {"mask_type": "equispaced", "acceleration": 4, "slices": [1, 5, 15]},
+        {"snr_db": 25.0, "slices": [0, 3]},
+        {"num_coils": 1, "snr_db": 20.0, "mask_type": "equispaced", "slices": None},
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_compose_cases_are_bit_identical_to_the_array_transform_loop(kwargs, seed):
+    spec = CaseSpec(example_data=str(EXAMPLE), **{"slices": "auto", **kwargs})
+    cases = load_cases(spec, seed=seed)
+    reference = _reference_cases(spec, seed)
+    assert len(cases) == len(reference) > 0
+    for case, (kspace, mask, maps, target, acc) in zip(cases, reference):
+        assert torch.equal(case.kspace, kspace) and torch.equal(case.mask, mask) and torch.equal(case.target, target)
+        assert (case.maps is None and maps is None) or torch.equal(case.maps, maps)
+        assert case.acceleration == acc
+
+
+def _check_case(case, shape, coils):
+    """k-space, mask, maps and target of one case agree with each other at ``shape``."""
+    h, w = shape
+    assert case.kspace.shape == (coils, h, w) and case.target.shape == (h, w)
+    assert case.mask.shape in ((1, 1, w), (1, h, w))
+    if coils == 1:
+        assert case.maps is None
+        op = MaskedFourier(case.mask[None], (h, w))
+    else:
+        assert case.maps.shape == (coils, h, w)
+        op = SenseOperator(case.maps[None], case.mask[None])
+    return op
+
+
+@pytest.mark.parametrize("shape", [(217, 181), (192, 224)])
+@pytest.mark.parametrize("coils, mask_type, snr_db", [(8, "random", None), (1, "equispaced", None), (4, "poisson", 20.0)])
+def test_native_size_keeps_every_npy_and_nifti_input_at_its_own_matrix(tmp_path, caplog, shape, coils, mask_type, snr_db):
+    import logging
+
+    import nibabel as nib
+
+    h, w = shape
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "s.npy", rng.random((2, 1, h, w)).astype(np.float32))
+    vol = rng.random((w, h, 3)).astype(np.float32)  # canonical (X, Y, Z): axial slices are (Y, X) = (h, w)
+    nib.save(nib.Nifti1Image(vol, np.diag([0.9, 1.1, 2.0, 1.0])), str(tmp_path / "v.nii.gz"))
+    files = [str(tmp_path / "s.npy"), str(tmp_path / "v.nii.gz")]
+    spec = CaseSpec(input_files=files, image_size="null", slices=[1], num_coils=coils, mask_type=mask_type,
+                    acceleration=4, snr_db=snr_db)
+    assert spec.image_size is None
+    with caplog.at_level(logging.INFO, logger="monai_ddpm_recon.workflows.cases"):
+        cases = load_cases(spec)
+    assert not [r for r in caplog.records if "resampled" in r.getMessage()]  # nothing resampled
+    assert case_shapes(spec) == [shape]
+    np.testing.assert_allclose(cases[0].target.abs().numpy(), np.load(files[0])[1, 0], atol=1e-5)
+    np.testing.assert_allclose(cases[1].target.abs().numpy(), np.rot90(vol[:, :, 1]), atol=1e-5)  # as stored
+    for case in cases:
+        op = _check_case(case, shape, coils)
+        clean = op(case.target[None, None])[0]
+        residual = float((case.kspace - clean).abs().max()) / float(clean.abs().max())
+        assert residual < 1e-5 if snr_db is None else residual > 1e-3  # noise only when asked for
+        assert 2.5 < case.acceleration < 6
+    geometry = cases[1].geometry
+    arr, _ = geometry.volume(np.abs(cases[1].target.numpy()))
+    assert arr.shape == (w, h, 1)  # the input's axis order, no padding
+
+
+@pytest.mark.parametrize("coils", [1, 4])
+def test_native_size_keeps_fastmri_kspace_as_stored(tmp_path, coils):
+    from monai_ddpm_recon.operators import birdcage_maps
+
+    h, w = 96, 50
+    yy, xx = np.mgrid[-1:1:complex(h), -1:1:complex(w)]
+    img = (((xx**2 + yy**2 / 2) < 0.5) * (1 + 0.3 * xx)).astype(np.complex64)
+    maps = birdcage_maps(coils, (h, w))[0].numpy() if coils > 1 else np.ones((1, h, w), np.complex64)
+    k = fft2c(torch.from_numpy(maps * img)).numpy()[None]
+    write_fastmri_h5(tmp_path / "f.h5", k if coils > 1 else k[:, 0])
+    spec = CaseSpec(input_files=[str(tmp_path / "f.h5")], image_size=None, acceleration=4, calib_width=16)
+    (case,) = load_cases(spec)
+    op = _check_case(case, (h, w), coils)
+    assert case_shapes(spec) == [(h, w)]
+    # the measured k-space is the stored k-space, masked: nothing cropped or rescaled
+    torch.testing.assert_close(case.kspace, torch.from_numpy(k[0]) * case.mask, atol=0, rtol=0)
+    if coils == 1:
+        torch.testing.assert_close(case.target, torch.from_numpy(img), atol=1e-5, rtol=0)
+        torch.testing.assert_close(op(case.target[None, None])[0], case.kspace, atol=1e-5, rtol=0)
+    else:  # ESPIRiT maps: the SENSE-combined target is the image up to a smooth phase
+        assert np.corrcoef(case.target.abs().numpy().ravel(), np.abs(img).ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("value, expected", [(64, 64), ("32", 32), (None, None), ("null", None), ("None", None)])
+def test_image_size_accepts_ints_and_null(example_npy, value, expected):
+    assert CaseSpec(example_data=str(example_npy), image_size=value).image_size == expected
+
+
+@pytest.mark.parametrize("value", [4, "big", 32.5, [32, 32]])
+def test_image_size_rejects_bad_values_in_one_line(example_npy, value):
+    with pytest.raises(ValueError, match=r"^image_size must be") as err:
+        CaseSpec(example_data=str(example_npy), image_size=value)
+    assert "\n" not in str(err.value)
+
+
+def test_default_image_size_is_unchanged(example_npy):
+    assert CaseSpec(example_data=str(example_npy)).image_size == 64
+    assert case_shapes(CaseSpec(example_data=str(example_npy), image_size=32)) == [(32, 32)]

@@ -150,3 +150,37 @@ def test_npy_outputs_get_an_identity_affine(tmp_path):
     data = np.asarray(written.dataobj)
     assert data.shape == (16, 16, 1)
     assert np.corrcoef(data[:, :, 0].ravel(), img.ravel())[0, 1] > 0.8  # rows → i, columns → j, as in the array
+
+
+@pytest.mark.parametrize("kind", ["oblique", "permuted"])
+def test_native_size_output_is_the_input_slice_voxel_for_voxel(tmp_path, kind):
+    """image_size=None: a non-square (odd) slice is reconstructed as stored; the written target overlays the input
+    voxel for voxel and, for a RAS-stored volume, equals the input slice with the input's affine at the slice."""
+    linear = rotation(0, 0.25) @ rotation(2, -0.15)
+    if kind == "oblique":
+        shape, slice_axis, axes = (45, 37, 4), 2, np.diag([0.9, 1.1, 3.0])
+    else:
+        shape, slice_axis, axes = (4, 37, 45), 0, np.array([[0.0, -0.9, 0.0], [0.0, 0.0, 1.1], [-3.0, 0.0, 0.0]])
+    affine = np.eye(4)
+    affine[:3, :3] = linear @ axes
+    affine[:3, 3] = [-28.0, 31.5, -7.25]
+    path = tmp_path / f"{kind}.nii.gz"
+    nib.save(nib.Nifti1Image(phantom(shape, slice_axis), affine), str(path))
+    spec = CaseSpec(input_files=[str(path)], slices=[1], **{**SPEC, "image_size": None})
+    out = tmp_path / "out"
+    wf = ReconstructionWorkflow(out, ["zero_filled"], spec, save_figures=False, progress=False)
+    (case,) = load_cases(spec, seed=wf.seed)
+    h, w = case.kspace.shape[-2:]
+    assert {h, w} == {37, 45}  # the slice as stored: no padding, no resizing
+    target = np.abs(case.target.numpy())
+    rows = [{"case": case.name, "solver": "zero_filled", "R": 1, "R_effective": 1.0, "coils": 1, "psnr": 0.0,
+             "ssim": 1.0, "nmse": 0.0, "nfe": 0, "seconds": 0.0}]
+    wf._write([case], {SolverName.ZERO_FILLED: [target]}, {SolverName.ZERO_FILLED: [None]}, rows)
+    written = out / "zero_filled" / f"{case.name}.nii.gz"
+    check_overlay(written, path, slice_axis)
+    if slice_axis == 2:
+        src, img = nib.load(str(path)), nib.load(str(written))
+        shift = np.eye(4)
+        shift[2, 3] = 1
+        np.testing.assert_allclose(img.affine, src.affine @ shift, atol=1e-5)
+        np.testing.assert_allclose(np.asarray(img.dataobj)[:, :, 0], np.asarray(src.dataobj)[:, :, 1], rtol=1e-6)
