@@ -8,7 +8,7 @@ keeps every slice at its own, possibly non-square, matrix size. Training (:func:
 loaders (:mod:`monai_ddpm_recon.transforms.io`) and the benchmarks call these functions.
 
 Intensity scale rule (:func:`intensity_scale`, the only one): a magnitude ``m`` is divided by
-``s = percentile_p(|ref|)``, a robust maximum (the maximum when the percentile is 0), and the prior sees
+``s = percentile_p(|ref|)``, a robust maximum (the maximum if that percentile is 0), and the prior sees
 ``2 · m / s - 1`` (:func:`to_model_range`); results return to physical units as ``s · (x + 1) / 2``
 (:func:`from_model_range`). Who uses which ``ref`` and ``p``:
 
