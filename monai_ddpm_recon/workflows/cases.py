@@ -158,17 +158,14 @@ class CaseSpec:
 
 
 def _parse_image_size(value) -> int | None:
+    """An int >= 8 (also an integral float or a digit string from the command line), or ``None``/'null'/'none'."""
     if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
         return None  # `monai.bundle run` drops None overrides: 'null' spells it
-    try:
-        size = int(value)
-    except (TypeError, ValueError):
-        size = None
-    if size is None or size != value and not (isinstance(value, str) and value.strip().isdigit()):
-        raise ValueError(f"image_size must be an int >= 8 or null (native size), got {value!r}.")
-    if size < 8:
-        raise ValueError(f"image_size must be >= 8 or null (native size), got {value!r}.")
-    return size
+    integral = (isinstance(value, (int, np.integer)) and not isinstance(value, bool)) \
+        or (isinstance(value, float) and value.is_integer()) or (isinstance(value, str) and value.strip().isdigit())
+    if not integral or int(value) < 8:
+        raise ValueError(f"image_size must be an int >= 8 or null (each input at its own size), got {value!r}.")
+    return int(value)
 
 
 def _nifti_shape(path: str) -> tuple[int, int, int]:
