@@ -1,6 +1,6 @@
 """The VP ↔ VE bridge: run score-based (variance-exploding) samplers on a DDPM (variance-preserving) ε-prior.
 
-Seed 001 (slides 59–62, after Kawar et al., "Denoising Diffusion Restoration Models", 2022, App. B). A DDPM perturbs
+After Kawar et al., "Denoising Diffusion Restoration Models", 2022, App. B. A DDPM perturbs
 ``x_t^VP = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) z``; a score model (NCSN, Song & Ermon 2019) perturbs
 ``x^VE = x_0 + σ z``. Dividing the VP sample by ``sqrt(ᾱ_t)`` gives a VE sample:
 

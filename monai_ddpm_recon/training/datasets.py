@@ -67,7 +67,7 @@ def nifti_slices(paths: Sequence[str], image_size: int, min_foreground: float = 
 
 
 def fastmri_rss_slices(paths: Sequence[str], image_size: int, min_rel_energy: float = 0.2) -> np.ndarray:
-    """Slices of fastMRI HDF5 ``reconstruction_rss`` (seed 000's data), ``(N, 1, S, S)`` in ``[0, 1]``.
+    """Slices of fastMRI HDF5 ``reconstruction_rss`` (fastMRI: Zbontar et al., arXiv:1811.08839), ``(N, 1, S, S)`` in ``[0, 1]``.
 
     Edge slices whose total intensity is below ``min_rel_energy`` times the volume's brightest slice are dropped.
     """

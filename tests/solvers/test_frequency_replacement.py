@@ -24,7 +24,7 @@ def _zf_error(p):
 
 
 def test_kspace_noise_factor_is_one_half():
-    """F ε for real white ε: per real/imag part variance 1/2 away from self-conjugate frequencies (seed 000's factor)."""
+    """F ε for real white ε: per real/imag part variance 1/2 away from self-conjugate frequencies."""
     eps = torch.randn(8000, 1, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     k = fft2c(eps.to(torch.complex128))
     var_re, var_im = k.real.var(dim=0)[0], k.imag.var(dim=0)[0]

@@ -1,4 +1,4 @@
-"""Guided annealed Langevin and guided SBIM (seed 001) on the analytic Gaussian prior, whose posterior is exact."""
+"""Guided annealed Langevin and guided SBIM (Song et al., ICLR 2021; Chung & Ye, MedIA 2022) on the analytic Gaussian prior, whose posterior is exact."""
 
 from __future__ import annotations
 

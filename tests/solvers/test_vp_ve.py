@@ -1,4 +1,4 @@
-"""The VP↔VE bridge (seed 001 slides 59–62) on the analytic Gaussian prior, whose VE score is known in closed form."""
+"""The VP↔VE bridge (Kawar et al., 2022, App. B) on the analytic Gaussian prior, whose VE score is known in closed form."""
 
 from __future__ import annotations
 

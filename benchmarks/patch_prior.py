@@ -1,0 +1,282 @@
+"""The patch prior at native 1 mm resolution: denoiser check, reconstruction against TV / ℓ1-wavelet, speed, 64² task.
+
+Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all`` runs them in order):
+
+- ``denoise``: Tweedie x̂0 of the patch prior vs the best Gaussian filter (σ picked per timestep on the eval slices
+  themselves, which favours the filter) at t = 200 and 400 on the held-out 1 mm Colin27 slab (217 x 181).
+- ``recon``: 8 and 1 coils, R = 4/8/12, phase-free cases of the held-out slab at their own size: zero-filled, TV,
+  ℓ1-wavelet and DiffPIR with the patch prior. TV/ℓ1-wavelet λ and DiffPIR λ are tuned on tuning slices (default
+  1 and 15) at R = 8 for each coil count over the grids in ``GRIDS``; evaluation slices are never used for tuning.
+- ``timing``: seconds per slice and peak resident memory of DiffPIR (8 coils, R = 8) at 192² and 256², each size in a
+  fresh process.
+- ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
+  slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
+- ``samples``: unconditional DDIM samples of the patch prior at 217 x 181 (a PNG).
+
+Usage::
+
+    python benchmarks/patch_prior.py --stage all --out benchmarks/results/patch_prior
+    python benchmarks/patch_prior.py --stage recon --quick            # a smoke run (1 slice, 4 NFE)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from monai_ddpm_recon.metrics import psnr, ssim  # noqa: E402
+from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
+from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, stack_cases  # noqa: E402
+
+BUNDLE = ROOT / "bundles/ddpm_recon"
+DATA_1MM = BUNDLE / "data/colin27_heldout_axial_1mm.npy"
+DATA_64 = BUNDLE / "data/colin27_heldout_axial_64.npy"
+PATCH_CKPT = BUNDLE / "models/patch/model.pt"
+WHOLE_CKPT = BUNDLE / "models/model.pt"
+GRIDS = {"tv": [1e-4, 3e-4, 1e-3, 3e-3], "l1wavelet": [1e-4, 3e-4, 1e-3, 3e-3], "diffpir": [0.003, 0.01, 0.03]}
+
+
+def make_solver(name: str, value, prior=None, nfe: int = 50):
+    if name == "zero_filled":
+        return ZeroFilledSolver()
+    if name == "tv":
+        return TotalVariationSolver(lam=value)
+    if name == "l1wavelet":
+        return L1WaveletSolver(lam=value)
+    if name == "diffpir":
+        return DiffPIRSolver(prior, lam=value, num_steps=nfe, seed=0, phase_mode="none")
+    raise ValueError(f"unknown method {name!r}")
+
+
+def cases(data: Path, slices, R: float, coils: int, image_size=None):
+    spec = CaseSpec(example_data=str(data), slices=list(slices), num_coils=coils, acceleration=R, smooth_phase=False,
+                    image_size=image_size)
+    return load_cases(spec, seed=0)
+
+
+def score(solver, cs, batch: int = 4) -> dict:
+    """Mean PSNR / SSIM, seconds per slice, worst PSNR gain over zero-filled."""
+    ps, ss, gains, secs = [], [], [], 0.0
+    for i in range(0, len(cs), batch):
+        part = cs[i : i + batch]
+        kspace, op = stack_cases(part, torch.device("cpu"))
+        t0 = time.perf_counter()
+        img = solver(kspace, op)
+        secs += time.perf_counter() - t0
+        if not bool(torch.isfinite(img).all()):
+            raise FloatingPointError(f"{type(solver).__name__} returned NaN/Inf")
+        zf = ZeroFilledSolver()(kspace, op)
+        for j, c in enumerate(part):
+            target = c.target.abs().double()
+            ps.append(float(psnr(target, img[j, 0].abs().double())))
+            ss.append(float(ssim(target, img[j, 0].abs().double())))
+            gains.append(ps[-1] - float(psnr(target, zf[j, 0].abs().double())))
+    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "s_per_slice": secs / len(cs),
+            "min_gain_over_zf": float(np.min(gains)), "per_slice_psnr": ps}
+
+
+def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float, list]:
+    rows = [(v, score(make_solver(name, v, prior, nfe), tune_cases)["psnr"]) for v in grid]
+    return max(rows, key=lambda r: r[1])[0], rows
+
+
+# --- stages ------------------------------------------------------------------------------------------------------
+def stage_denoise(args, prior) -> dict:
+    slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)].float()  # (N, 1, H, W) in [0, 1]
+    x0 = slices * 2 - 1
+    sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
+    out = {}
+    for t in (200, 400):
+        g = torch.Generator().manual_seed(t)
+        eps = torch.randn(x0.shape, generator=g)
+        a = float(prior.alphas_cumprod[t])
+        xt = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+        with torch.no_grad():
+            tweedie = prior.x0(xt, t).clamp(-1, 1)
+        scaled = xt / a**0.5
+        filt = {s: gaussian_blur(scaled, s).clamp(-1, 1) for s in sigmas}
+
+        def p(img):
+            return float(np.mean([float(psnr((x0[i, 0] + 1) / 2, (img[i, 0] + 1) / 2, data_range=1.0)) for i in range(len(x0))]))
+
+        best_sigma = max(sigmas, key=lambda s: p(filt[s]))
+        out[t] = {"tweedie_psnr": p(tweedie), "noisy_psnr": p(scaled.clamp(-1, 1)), "best_gaussian_sigma": best_sigma,
+                  "best_gaussian_psnr": p(filt[best_sigma]), "gain_db": p(tweedie) - p(filt[best_sigma])}
+        print(f"t={t}: {out[t]}", flush=True)
+    return out
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    r = int(np.ceil(3 * sigma))
+    k = torch.exp(-(torch.arange(-r, r + 1, dtype=x.dtype) ** 2) / (2 * sigma**2))
+    k = k / k.sum()
+    y = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return torch.nn.functional.conv2d(torch.nn.functional.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
+
+
+def stage_recon(args, prior) -> dict:
+    """Rows of ``args.methods``; rows of other methods already in ``<out>/recon.json`` are kept (so the prior-free
+    baselines can run while the prior trains)."""
+    path = Path(args.out) / "recon.json"
+    old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "tuned": {}}
+    rows = [r for r in old["rows"] if r["method"] not in args.methods]
+    tuned = {int(c): {m: v for m, v in d.items() if m not in args.methods} for c, d in old["tuned"].items()}
+    for coils in args.coils:
+        tcases = cases(DATA_1MM, args.tune_slices, 8, coils)
+        tuned.setdefault(coils, {})
+        for name in [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]:
+            grid = GRIDS[name][:1] if args.quick else GRIDS[name]
+            best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
+            tuned[coils][name] = {"value": best, "grid": grid_rows}
+            print(f"tuned {name} ({coils} coils): {best} from {grid_rows}", flush=True)
+        for R in args.accelerations if coils > 1 else args.accelerations_1coil:
+            ecases = cases(DATA_1MM, args.eval_slices, R, coils)
+            for name in [m for m in ("zero_filled", "tv", "l1wavelet", "diffpir") if m in args.methods]:
+                value = tuned[coils].get(name, {}).get("value")
+                r = score(make_solver(name, value, prior, args.nfe), ecases)
+                r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
+                         size=list(ecases[0].kspace.shape[-2:]))
+                rows.append(r)
+                print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
+    order = {"zero_filled": 0, "tv": 1, "l1wavelet": 2, "diffpir": 3}
+    rows.sort(key=lambda r: (-r["coils"], r["R"], order[r["method"]]))
+    return {"rows": rows, "tuned": tuned}
+
+
+def stage_timing(args, prior) -> dict:
+    out = {}
+    for size in (192, 256):
+        for nfe in (50, 100):
+            cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint", str(args.checkpoint)]
+            res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+            line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+            if not line:
+                raise RuntimeError(res.stderr[-2000:])
+            out[f"{size}x{size}, {nfe} NFE"] = json.loads(line[-1])
+            print(size, nfe, out[f"{size}x{size}, {nfe} NFE"], flush=True)
+    return out
+
+
+def time_one(size: int, nfe: int, checkpoint: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    prior = load_prior(checkpoint, torch.device("cpu"))
+    slab = np.load(DATA_1MM)[:1, :1]  # (1, 1, 217, 181) -> centre crop / zero pad to size x size
+    img = np.zeros((1, 1, size, size), np.float32)
+    h, w = slab.shape[-2:]
+    hs, ws = min(h, size), min(w, size)
+    img[..., (size - hs) // 2 : (size - hs) // 2 + hs, (size - ws) // 2 : (size - ws) // 2 + ws] = \
+        slab[..., (h - hs) // 2 : (h - hs) // 2 + hs, (w - ws) // 2 : (w - ws) // 2 + ws]
+    path = Path(f"/tmp/patch_prior_timing_{size}.npy")
+    np.save(path, img)
+    cs = cases(path, [0], 8, 8)
+    r = score(make_solver("diffpir", 0.01, prior, nfe), cs)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"s_per_slice": r["s_per_slice"], "peak_rss_mib": rss, "threads": threads, "psnr": r["psnr"]}))
+
+
+def stage_compare64(args, prior) -> dict:
+    whole = load_prior(WHOLE_CKPT, torch.device("cpu"))
+    out = {}
+    for label, p in (("patch", prior), ("whole_image_64", whole)):
+        tcases = cases(DATA_64, args.tune_slices, 8, 8, image_size=64)
+        best, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
+        out[label] = {"lam": best, "grid": grid_rows}
+        for R in args.accelerations_64:
+            r = score(make_solver("diffpir", best, p, args.nfe), cases(DATA_64, args.eval_slices, R, 8, image_size=64))
+            out[label][f"R{R}"] = r
+            print(f"64² {label} R {R}: {r['psnr']:.2f} dB / {r['ssim']:.3f}", flush=True)
+    return out
+
+
+def stage_samples(args, prior) -> dict:
+    from monai_ddpm_recon.training import ddim_sample, save_grid
+
+    t0 = time.perf_counter()
+    x = ddim_sample(prior.network, prior, num_samples=4, num_inference_steps=4 if args.quick else 50, seed=0, size=(217, 181))
+    path = Path(args.out) / "samples_217x181.png"
+    save_grid(x, str(path), nrow=4)
+    return {"path": str(path.relative_to(ROOT)) if path.is_absolute() else str(path), "seconds": time.perf_counter() - t0}
+
+
+def write_markdown(out: Path, results: dict) -> None:
+    lines = ["# Patch prior at native resolution", "", "Command: `python benchmarks/patch_prior.py --stage all`.", ""]
+    if "denoise" in results:
+        lines += ["## Denoiser check (held-out 1 mm slices, PSNR dB)", "", "| t | noisy | best Gaussian (σ) | Tweedie x̂0 | gain |", "|---|---|---|---|---|"]
+        for t, r in results["denoise"].items():
+            lines.append(f"| {t} | {r['noisy_psnr']:.2f} | {r['best_gaussian_psnr']:.2f} ({r['best_gaussian_sigma']}) | {r['tweedie_psnr']:.2f} | {r['gain_db']:+.2f} |")
+        lines.append("")
+    if "recon" in results:
+        lines += ["## Reconstruction at native size (PSNR dB / SSIM, s/slice)", "", "| coils | R | method | λ | PSNR | SSIM | min gain over ZF | s/slice |", "|---|---|---|---|---|---|---|---|"]
+        for r in results["recon"]["rows"]:
+            lines.append(f"| {r['coils']} | {r['R']} | {r['method']} | {r['value'] if r['value'] is not None else ''} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['min_gain_over_zf']:+.2f} | {r['s_per_slice']:.1f} |")
+        lines += ["", "Tuning grids (tuning slices, R = 8): " + json.dumps({c: {m: v['grid'] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}), ""]
+    if "timing" in results:
+        lines += ["## Speed (CPU, DiffPIR, 8 coils, R = 8)", "", "| size | s/slice | peak RSS MiB | threads |", "|---|---|---|---|"]
+        for k, r in results["timing"].items():
+            lines.append(f"| {k} | {r['s_per_slice']:.1f} | {r['peak_rss_mib']:.0f} | {r['threads']} |")
+        lines.append("")
+    if "compare64" in results:
+        lines += ["## 64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", "", "| prior | λ | R | PSNR | SSIM |", "|---|---|---|---|---|"]
+        for label, d in results["compare64"].items():
+            for k, r in d.items():
+                if k.startswith("R"):
+                    lines.append(f"| {label} | {d['lam']} | {k[1:]} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+        lines.append("")
+    (out / "results.md").write_text("\n".join(lines))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", default="all", choices=["all", "denoise", "recon", "timing", "compare64", "samples"])
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/patch_prior"))
+    ap.add_argument("--checkpoint", default=str(PATCH_CKPT))
+    ap.add_argument("--nfe", type=int, default=50)
+    ap.add_argument("--coils", type=int, nargs="+", default=[8, 1])
+    ap.add_argument("--accelerations", type=float, nargs="+", default=[4, 8, 12])
+    ap.add_argument("--accelerations-1coil", type=float, nargs="+", default=[4, 8])
+    ap.add_argument("--accelerations-64", type=float, nargs="+", default=[4, 8])
+    ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"])
+    ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
+    ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
+    ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.time_one is not None:
+        return time_one(args.time_one, args.nfe, args.checkpoint, args.threads)
+    torch.set_num_threads(args.threads)
+    if args.quick:
+        args.nfe, args.eval_slices, args.tune_slices, args.coils, args.accelerations = 4, [0], [1], [8], [8]
+        args.accelerations_1coil = [8]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    prior = load_prior(args.checkpoint, torch.device("cpu")) if "diffpir" in args.methods or args.stage != "recon" else None
+    stages = ["denoise", "recon", "compare64", "samples", "timing"] if args.stage == "all" else [args.stage]
+    results = {}
+    for f in out.glob("*.json"):
+        results[f.stem] = json.loads(f.read_text())
+    fns = {"denoise": stage_denoise, "recon": stage_recon, "timing": stage_timing, "compare64": stage_compare64,
+           "samples": stage_samples}
+    for st in stages:
+        t0 = time.perf_counter()
+        results[st] = fns[st](args, prior)
+        results[st + "_seconds"] = time.perf_counter() - t0
+        (out / f"{st}.json").write_text(json.dumps(results[st], indent=1, default=float))
+        print(f"stage {st}: {time.perf_counter() - t0:.0f} s", flush=True)
+    write_markdown(out, results)
+
+
+if __name__ == "__main__":
+    main()
