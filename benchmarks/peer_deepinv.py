@@ -14,6 +14,11 @@ Usage::
 
     python benchmarks/peer_deepinv.py --out benchmarks/results/peer_deepinv        # full grid (CPU: ~1 h)
     python benchmarks/peer_deepinv.py --nfe 50 --accelerations 8 --quick           # a smoke run
+    # re-run a subset with the tuned values of an earlier run, into results_noiseless_new_defaults.csv
+    python benchmarks/peer_deepinv.py --methods zero_filled ours_dds --nfe 25 \
+        --tuned benchmarks/results/peer_deepinv/tuned_noiseless.json --tag-suffix _new_defaults
+
+Every run also writes ``per_slice_<tag>.csv``: PSNR, zero-filled PSNR and their difference per slice.
 """
 
 from __future__ import annotations
@@ -100,19 +105,20 @@ class DeepinvSolver:
         return (x[:, :1].double() * scale.double()).to(kspace.dtype)
 
 
-def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "none"):
+def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "none", num_samples: int = 1):
     """``phase``: our presets' phase mode; ``none`` on phase-free data gives them the knowledge deepinv's real-image
-    physics has (the image is real)."""
+    physics has (the image is real). ``num_samples``: posterior samples averaged by our presets (one batch of K)."""
+    ours = dict(num_steps=nfe, seed=seed, phase_mode=phase, num_samples=num_samples)
     if name == "zero_filled":
         return ZeroFilledSolver()
     if name == "tv":
         return TotalVariationSolver(lam=value)
     if name == "ours_diffpir":
-        return DiffPIRSolver(prior, lam=value, cg_iterations=30, num_steps=nfe, seed=seed, phase_mode=phase)
+        return DiffPIRSolver(prior, lam=value, cg_iterations=30, **ours)
     if name == "ours_dds":
-        return DecomposedDiffusionSolver(prior, rho=value, num_steps=nfe, seed=seed, phase_mode=phase)
+        return DecomposedDiffusionSolver(prior, rho=value, **ours)
     if name == "ours_loss_guidance":
-        return LossGuidanceSolver(prior, guidance=value, num_steps=nfe, seed=seed, phase_mode=phase)
+        return LossGuidanceSolver(prior, guidance=value, **ours)
     if name == "deepinv_diffpir":
         return DeepinvSolver(prior, "diffpir", nfe, seed, lambda_=value)
     if name == "deepinv_dps":
@@ -120,8 +126,9 @@ def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "
     raise ValueError(f"unknown method {name!r}")
 
 
-def evaluate(solver, cases) -> tuple[float, float, float, float]:
-    """Mean PSNR, SSIM over the cases, seconds per slice and the worst PSNR gain over zero-filled."""
+def evaluate(solver, cases) -> tuple[float, float, float, float, list[dict]]:
+    """Mean PSNR, SSIM over the cases, seconds per slice, the worst PSNR gain over zero-filled, and per-slice rows
+    (``case``, ``psnr``, ``zf_psnr``, ``gain``)."""
     kspace, op = stack_cases(cases, torch.device("cpu"))
     t0 = time.perf_counter()
     img = solver(kspace, op)
@@ -129,14 +136,16 @@ def evaluate(solver, cases) -> tuple[float, float, float, float]:
     if not bool(torch.isfinite(img).all()):
         raise FloatingPointError(f"{solver!r} returned NaN/Inf")
     zf = ZeroFilledSolver()(kspace, op)
-    ps, ss, gain = [], [], []
+    ps, ss, gain, per_slice = [], [], [], []
     for i, c in enumerate(cases):
         target = np.abs(c.target.numpy()).astype(np.float64)
         mag = img[i, 0].abs().double().numpy()
         ps.append(float(psnr(target, mag)))
         ss.append(float(ssim(target, mag)))
-        gain.append(ps[-1] - float(psnr(target, zf[i, 0].abs().double().numpy())))
-    return float(np.mean(ps)), float(np.mean(ss)), dt, float(np.min(gain))
+        zf_psnr = float(psnr(target, zf[i, 0].abs().double().numpy()))
+        gain.append(ps[-1] - zf_psnr)
+        per_slice.append({"case": c.name, "psnr": round(ps[-1], 2), "zf_psnr": round(zf_psnr, 2), "gain": round(gain[-1], 2)})
+    return float(np.mean(ps)), float(np.mean(ss)), dt, float(np.min(gain)), per_slice
 
 
 def cases_for(slices, R, coils, args):
@@ -146,7 +155,8 @@ def cases_for(slices, R, coils, args):
 
 
 def write_table(out: Path) -> Path:
-    """``results.md``: every ``results_*.csv`` of ``out`` as one markdown table (PSNR / SSIM, s/slice)."""
+    """``results.md``: every ``results_*.csv`` of ``out`` as one markdown table (PSNR / SSIM, s/slice), followed by
+    ``notes.md`` of ``out`` if there is one."""
     lines = ["# Same prior, same k-space: our presets vs deepinv", "",
              "PSNR (dB) / SSIM, mean over the evaluation slices; value = the tuned parameter; worst gain = the smallest "
              "PSNR gain over zero-filled on any slice.", "",
@@ -157,6 +167,9 @@ def write_table(out: Path) -> Path:
             for r in csv.DictReader(f):
                 lines.append(f"| {r['noise']} | {r['method']} | {r['value']} | {float(r['R']):g} | {r['coils']} | {r['nfe']} "
                              f"| {r['psnr']} / {r['ssim']} | {r['s_per_slice']} | {r['worst_gain_over_zf_db']} |")
+    notes = out / "notes.md"  # hand-written remarks on the rows (e.g. re-runs after a change of defaults)
+    if notes.is_file():
+        lines += ["", notes.read_text().strip()]
     md = out / "results.md"
     md.write_text("\n".join(lines) + "\n")
     return md
@@ -216,6 +229,10 @@ def main() -> None:
     p.add_argument("--snr-db", type=float, default=None)
     p.add_argument("--smooth-phase", action="store_true")
     p.add_argument("--tuned", default=None, help="JSON of already tuned values (skips tuning)")
+    p.add_argument("--tag-suffix", default="", help="appended to the output tag (results_<tag><suffix>.csv), so a "
+                   "re-run of a subset does not overwrite the full run's files")
+    p.add_argument("--num-samples", type=int, default=1, help="posterior samples averaged by our presets (evaluation "
+                   "only; tuning always uses 1)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--table", action="store_true", help="only (re)write results.md from the CSVs in --out")
     args = p.parse_args()
@@ -228,6 +245,7 @@ def main() -> None:
     prior = load_prior(CKPT, torch.device("cpu"))
     tag = f"{'snr' + str(args.snr_db) if args.snr_db else 'noiseless'}{'_phase' if args.smooth_phase else ''}"
     tag += "" if args.coils == [8] else "_" + "-".join(map(str, args.coils)) + "coil"
+    tag += args.tag_suffix
     phase = "smooth" if args.smooth_phase else "none"
 
     tuned = json.loads(Path(args.tuned).read_text()) if args.tuned else {}
@@ -239,20 +257,20 @@ def main() -> None:
         key, grid = GRIDS[name]
         best = None
         for v in grid:
-            ps, ss, dt, _ = evaluate(make_solver(name, prior, 50, v, phase=phase), tune_cases)
+            ps, ss, dt, _, _ = evaluate(make_solver(name, prior, 50, v, phase=phase), tune_cases)
             tune_rows.append({"method": name, key: v, "psnr": round(ps, 2), "ssim": round(ss, 3)})
             print(f"tune {name} {key}={v}: {ps:.2f} dB", flush=True)
             if best is None or ps > best[1]:
                 best = (v, ps)
         tuned[name] = best[0]
-    (out / f"tuned_{tag}.json").write_text(json.dumps(tuned, indent=1))
-    if tune_rows:  # a run with --tuned keeps the tuning record of the run that tuned
+    if tune_rows:  # a run with --tuned keeps the tuned values and the tuning record of the run that tuned
+        (out / f"tuned_{tag}.json").write_text(json.dumps(tuned, indent=1))
         with open(out / f"tuning_{tag}.csv", "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=sorted({k for r in tune_rows for k in r}, key=lambda k: (k != "method", k)))
             w.writeheader()
             w.writerows(tune_rows)
 
-    rows = []
+    rows, slice_rows = [], []
     csv_path = out / f"results_{tag}.csv"
     for coils in args.coils:
         for R in args.accelerations:
@@ -260,16 +278,19 @@ def main() -> None:
             for name in args.methods:
                 nfes = [0] if name in ("zero_filled", "tv") else args.nfe
                 for nfe in nfes:
-                    ps, ss, dt, worst = evaluate(make_solver(name, prior, nfe, tuned.get(name), phase=phase), cases)
+                    solver = make_solver(name, prior, nfe, tuned.get(name), phase=phase, num_samples=args.num_samples)
+                    ps, ss, dt, worst, per_slice = evaluate(solver, cases)
                     row = {"method": name, "value": tuned.get(name), "R": R, "coils": coils, "nfe": nfe,
                            "psnr": round(ps, 2), "ssim": round(ss, 3), "s_per_slice": round(dt, 2),
                            "worst_gain_over_zf_db": round(worst, 2), "noise": tag}
                     rows.append(row)
+                    slice_rows += [{"method": name, "R": R, "coils": coils, "nfe": nfe, **r} for r in per_slice]
                     print(row, flush=True)
-                    with open(csv_path, "w", newline="") as f:
-                        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-                        w.writeheader()
-                        w.writerows(rows)
+                    for path, table in ((csv_path, rows), (out / f"per_slice_{tag}.csv", slice_rows)):
+                        with open(path, "w", newline="") as f:
+                            w = csv.DictWriter(f, fieldnames=list(table[0]))
+                            w.writeheader()
+                            w.writerows(table)
     print("wrote", csv_path, write_table(out), write_figure(out))
 
 
