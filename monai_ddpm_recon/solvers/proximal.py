@@ -186,8 +186,10 @@ class DecomposedDiffusionSolver(DiffusionSolver):
         cg_iterations: CG iterations per step.
         num_steps: network evaluations.
         eta: DDS's η in [0, 1] (fresh-noise fraction, :class:`~.samplers.DDSSampler`).
-        final_data_consistency: ``x + A⁺(y − A x)`` after sampling (on by default: the clipping of x̂0 and the
-            partial CG solves leave the sample slightly off the data).
+        final_data_consistency: ``x + A⁺(y − A x)`` after sampling (on by default: the partial CG solves leave the
+            sample slightly off the data, +0.1–0.3 dB on noiseless data). It fits noise on the sampled entries: with
+            noisy k-space pass ``False`` (measured at 30 / 20 dB SNR: −0.18 / −2.29 dB,
+            ``benchmarks/results/noise_fit.md``).
         clip_x0: clip x̂0 in the rule and the stepper.
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """

@@ -9,6 +9,7 @@ k-space; the conditioning rule (:mod:`.rules`) adds the data.
   (Ho et al., NeurIPS 2020), optionally with short-grained (RePaint, Lugmayr et al., CVPR 2022) or long-grained
   resampling (Peer, "Conditioning of DDPMs on Accelerated MRI", ETH Zurich semester thesis, 2023, §6).
 - :class:`DiffPIRSampler`: strided steps with DiffPIR's ζ re-noising (Zhu et al., CVPR 2023).
+- :class:`DDSSampler`: strided steps with DDS's η re-noising on the network's ε (Chung et al., ICLR 2024).
 - Score-based samplers (annealed Langevin, SBIM) live in :mod:`.score_based`.
 """
 
