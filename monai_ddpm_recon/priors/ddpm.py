@@ -426,6 +426,8 @@ class DDPMPrior(DiffusionPrior):
         if metadata_path is None or os.path.abspath(metadata_path) != beside:
             with open(f"{path}{CHECKSUM_SUFFIX}", "w") as f:
                 f.write(f"{digest}  {os.path.basename(str(path))}\n")
+        elif os.path.exists(f"{path}{CHECKSUM_SUFFIX}"):  # a record of an earlier file by this name would now refuse it
+            os.remove(f"{path}{CHECKSUM_SUFFIX}")
         if metadata_path is not None:
             meta = {"checkpoint": os.path.basename(str(path)), "sha256": digest, **self.config(), **(extra or {})}
             with open(metadata_path, "w") as f:

@@ -33,12 +33,13 @@ def test_network_def_is_the_prior_network_with_the_checkpoint_loaded(name):
     ckpt = torch.load(parser.get_parsed_content("prior_checkpoint"), map_location="cpu", weights_only=True)
     state = ckpt[parser["key_in_ckpt"]]
     assert all(torch.equal(v, state[k]) for k, v in net.state_dict().items())
+    prior = parser.get_parsed_content("prior")
+    n_in = prior.channels + prior.condition_channels  # the patch prior's network also sees 2 coordinate channels
     with torch.no_grad():
-        out = net(torch.randn(2, 1, 64, 64), timesteps=torch.tensor([10, 500]))
-    assert out.shape == (2, 1, 64, 64)
+        out = net(torch.randn(2, n_in, 64, 64), timesteps=torch.tensor([10, 500]))
+    assert out.shape == (2, prior.channels, 64, 64)
     inferer = parser.get_parsed_content("inferer")
     assert isinstance(inferer, DiffusionInferer) and isinstance(inferer.scheduler, DDPMScheduler)
-    prior = parser.get_parsed_content("prior")
     assert torch.allclose(inferer.scheduler.alphas_cumprod.double(), prior.alphas_cumprod.double(), atol=1e-6)
 
 
@@ -69,7 +70,7 @@ def test_train_config_has_every_required_property_id():
     assert isinstance(parser.get_parsed_content("train#inferer"), DiffusionInferer)
 
 
-def test_large_files_yml_names_the_shipped_prior_and_its_hash():
+def test_large_files_yml_names_the_shipped_priors_and_their_hashes():
     import hashlib
     import json
 
@@ -77,10 +78,12 @@ def test_large_files_yml_names_the_shipped_prior_and_its_hash():
 
     bundle = CONFIGS.parent
     entries = yaml.safe_load((bundle / "large_files.yml").read_text())["large_files"]
-    meta = json.loads((bundle / "models" / "model_metadata.json").read_text())
-    [entry] = entries
-    assert entry["path"] == "models/" + meta["checkpoint"] and entry["hash_type"] == "sha256"
-    assert entry["hash_val"] == meta["sha256"] == hashlib.sha256((bundle / entry["path"]).read_bytes()).hexdigest()
+    assert sorted(e["path"] for e in entries) == ["models/model.pt", "models/patch/model.pt"]
+    for entry in entries:
+        folder = (bundle / entry["path"]).parent
+        meta = json.loads((folder / "model_metadata.json").read_text())
+        assert entry["path"].endswith("/" + meta["checkpoint"]) and entry["hash_type"] == "sha256"
+        assert entry["hash_val"] == meta["sha256"] == hashlib.sha256((bundle / entry["path"]).read_bytes()).hexdigest()
 
 
 def test_train_config_property_check_passes_on_a_prepared_folder(tmp_path):

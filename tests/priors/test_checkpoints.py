@@ -204,3 +204,15 @@ def example_npy(tmp_path):
     path = tmp_path / "slices.npy"
     np.save(path, ((xx**2 + yy**2) < 0.5).astype(np.float32)[None, None])
     return path
+
+
+def test_resaving_with_metadata_beside_drops_a_stale_checksum_file(tmp_path):
+    """An earlier save without metadata left ``model.pt.sha256``; saving a new model with metadata beside must not
+    leave that record behind (it would refuse the new file)."""
+    torch.manual_seed(0)
+    path = tmp_path / "model.pt"
+    DDPMPrior(16, network_kwargs={"channels": (8, 8)}).save_checkpoint(path)
+    assert (tmp_path / "model.pt.sha256").is_file()
+    DDPMPrior(16, network_kwargs={"channels": (8, 16)}).save_checkpoint(path, metadata_path=tmp_path / METADATA_NAME)
+    assert not (tmp_path / "model.pt.sha256").exists()
+    assert DDPMPrior.from_checkpoint(path).network_kwargs["channels"] == [8, 16]
