@@ -233,6 +233,8 @@ def main() -> None:
                    "re-run of a subset does not overwrite the full run's files")
     p.add_argument("--num-samples", type=int, default=1, help="posterior samples averaged by our presets (evaluation "
                    "only; tuning always uses 1)")
+    p.add_argument("--final-dc", choices=["default", "on", "off"], default="default",
+                   help="override our presets' final data-consistency step (evaluation only)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--table", action="store_true", help="only (re)write results.md from the CSVs in --out")
     args = p.parse_args()
@@ -279,6 +281,8 @@ def main() -> None:
                 nfes = [0] if name in ("zero_filled", "tv") else args.nfe
                 for nfe in nfes:
                     solver = make_solver(name, prior, nfe, tuned.get(name), phase=phase, num_samples=args.num_samples)
+                    if args.final_dc != "default" and name.startswith("ours_"):
+                        solver.final_data_consistency = args.final_dc == "on"
                     ps, ss, dt, worst, per_slice = evaluate(solver, cases)
                     row = {"method": name, "value": tuned.get(name), "R": R, "coils": coils, "nfe": nfe,
                            "psnr": round(ps, 2), "ssim": round(ss, 3), "s_per_slice": round(dt, 2),
