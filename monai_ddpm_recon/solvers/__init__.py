@@ -11,7 +11,7 @@ from .frequency_replacement import CoilRule, FrequencyReplacement, FrequencyRepl
 from .loss_guidance import DPSSolver, GuidanceGradient, LossGuidance, LossGuidanceSolver, PosteriorSampling, StepRule
 from .mapping import PhaseMode, PriorMapping
 from .proximal import DecomposedDiffusionSolver, DiffPIRSolver, ProximalDataConsistency, ProximalSpace, ProximalWeight
-from .samplers import DDIMSampler, DiffPIRSampler, Resampling, Sampler
+from .samplers import DDIMSampler, DDSSampler, DiffPIRSampler, Resampling, Sampler
 from .sampling import NonFiniteIterateError, sample_loop
 from .score_based import (
     AnnealedLangevinSolver,
@@ -30,6 +30,7 @@ __all__ = [
     "CoilRule",
     "ConditioningRule",
     "DDIMSampler",
+    "DDSSampler",
     "DPSSolver",
     "DataGradient",
     "DecomposedDiffusionSolver",
