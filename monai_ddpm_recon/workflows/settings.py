@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from ..utils.validation import check_bool
 from .registry import SolverName
 
 SCORE_EVALS_PER_LEVEL = 3
+
+
+# presets whose final data-consistency step is on by default
+FINAL_DC_PRESETS = (SolverName.LOSS_GUIDANCE, SolverName.DDS, SolverName.LANGEVIN, SolverName.SBIM)
 
 
 def default_solver_kwargs(
@@ -13,10 +18,16 @@ def default_solver_kwargs(
     tv_lambda: float | None = None,
     sampler=None,
     rule=None,
+    final_data_consistency: bool | None = None,
+    snr_db: float | None = None,
 ) -> dict:
     """Per-solver constructor arguments; ``None`` leaves a solver's own default.
 
     ``guidance_scale`` multiplies loss guidance's one-step-consistency step (1 = the default ``2·ΣM``).
+    ``final_data_consistency`` sets the final least-squares step of the presets that take it by default (loss
+    guidance, DDS, annealed Langevin, SBIM); ``None`` keeps their default on noiseless k-space and switches it off when
+    ``snr_db`` is set, because with noise the step fits the noise (``benchmarks/results/noise_fit.md``: DDS's residual
+    falls below the least-squares floor and it loses 0.2–2.3 dB).
     ``sampler`` and ``rule`` (objects the bundle config builds with ``_target_``) are the parts of the generic
     ``diffusion`` solver: ``DiffusionSolver(prior, sampler, rule)``.
 
@@ -42,6 +53,11 @@ def default_solver_kwargs(
         kwargs[SolverName.DIFFUSION]["sampler"] = sampler
     if rule is not None:
         kwargs[SolverName.DIFFUSION]["rule"] = rule
+    if final_data_consistency is None and snr_db is not None:
+        final_data_consistency = False
+    if final_data_consistency is not None:
+        for name in FINAL_DC_PRESETS:
+            kwargs[name]["final_data_consistency"] = check_bool("final_data_consistency", final_data_consistency)
     if tv_lambda is not None:
         kwargs[SolverName.TV]["lam"] = float(tv_lambda)
     return {k.value: v for k, v in kwargs.items() if v}
