@@ -94,7 +94,7 @@ def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float,
 
 # --- stages ------------------------------------------------------------------------------------------------------
 def stage_denoise(args, prior) -> dict:
-    slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)].float()  # (N, 1, H, W) in [0, 1]
+    slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)][:, None].float()  # (N, 1, H, W) in [0, 1]
     x0 = slices * 2 - 1
     sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
     out = {}
@@ -172,7 +172,7 @@ def stage_timing(args, prior) -> dict:
 def time_one(size: int, nfe: int, checkpoint: str, threads: int) -> None:
     torch.set_num_threads(threads)
     prior = load_prior(checkpoint, torch.device("cpu"))
-    slab = np.load(DATA_1MM)[:1, :1]  # (1, 1, 217, 181) -> centre crop / zero pad to size x size
+    slab = np.load(DATA_1MM)[:1][:, None]  # (1, 1, 217, 181) -> centre crop / zero pad to size x size
     img = np.zeros((1, 1, size, size), np.float32)
     h, w = slab.shape[-2:]
     hs, ws = min(h, size), min(w, size)
