@@ -88,6 +88,8 @@ def score(solver, cs, batch: int = 4) -> dict:
 
 
 def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float, list]:
+    if len(grid) == 1:  # a value fixed by an earlier tuning run: nothing to choose
+        return grid[0], [(grid[0], None)]
     rows = [(v, score(make_solver(name, v, prior, nfe), tune_cases)["psnr"]) for v in grid]
     return max(rows, key=lambda r: r[1])[0], rows
 
@@ -96,7 +98,7 @@ def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float,
 def stage_denoise(args, prior) -> dict:
     slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)][:, None].float()  # (N, 1, H, W) in [0, 1]
     x0 = slices * 2 - 1
-    sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0]
+    sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0]
     out = {}
     for t in (200, 400):
         g = torch.Generator().manual_seed(t)
@@ -158,7 +160,7 @@ def stage_recon(args, prior) -> dict:
 def stage_timing(args, prior) -> dict:
     out = {}
     for size in (192, 256):
-        for nfe in (50, 100):
+        for nfe in args.timing_nfe:
             cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint", str(args.checkpoint)]
             res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
@@ -248,15 +250,19 @@ def main() -> None:
     ap.add_argument("--accelerations-1coil", type=float, nargs="+", default=[4, 8])
     ap.add_argument("--accelerations-64", type=float, nargs="+", default=[4, 8])
     ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"])
+    ap.add_argument("--diffpir-grid", type=float, nargs="+", default=None, help="DiffPIR λ grid (default GRIDS)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.time_one is not None:
         return time_one(args.time_one, args.nfe, args.checkpoint, args.threads)
     torch.set_num_threads(args.threads)
+    if args.diffpir_grid:
+        GRIDS["diffpir"] = list(args.diffpir_grid)
     if args.quick:
         args.nfe, args.eval_slices, args.tune_slices, args.coils, args.accelerations = 4, [0], [1], [8], [8]
         args.accelerations_1coil = [8]

@@ -89,6 +89,17 @@ class BenchmarkWorkflow:
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
             check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec))
         self.overwrite = check_bool("overwrite", overwrite)
+        # every solver is built (its arguments checked) before any work; solvers hold no per-call state
+        prior = None
+        if any(needs_prior(s) for s in self.solvers):
+            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
+        self._built = {}
+        for name in self.solvers:
+            kwargs = dict(self.solver_kwargs.get(name, {}))
+            if needs_prior(name):
+                kwargs.setdefault("progress", self.progress)
+                kwargs.setdefault("seed", self.seed)
+            self._built[name] = build_solver(name, prior, **kwargs)
         self.output_dir = check_output_dir(
             output_dir, inputs=[*spec.input_files, spec.example_data, prior_checkpoint], outputs=self.output_files(),
             overwrite=self.overwrite,
@@ -100,9 +111,6 @@ class BenchmarkWorkflow:
         return ["benchmark.csv", "benchmark.md", "psnr_vs_acceleration.png", *panels]
 
     def run(self) -> list[dict]:
-        prior = None
-        if any(needs_prior(s) for s in self.solvers):
-            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
         rows: list[dict] = []
         for coils in self.coil_settings:
             for acc in self.accelerations:
@@ -110,11 +118,7 @@ class BenchmarkWorkflow:
                 cases = load_cases(spec, seed=self.seed)
                 panel = {}
                 for name in self.solvers:
-                    kwargs = dict(self.solver_kwargs.get(name, {}))
-                    if needs_prior(name):
-                        kwargs.setdefault("progress", self.progress)
-                        kwargs.setdefault("seed", self.seed)
-                    solver = build_solver(name, prior, **kwargs)
+                    solver = self._built[name]
                     res = run_evaluator(solver, cases, self.device, self.batch_size)
                     row = {
                         "solver": name.value,

@@ -93,3 +93,13 @@ def test_runner_metrics_equal_the_functional_metrics_on_non_square_cases(odd_npy
         assert res["psnr"][i] == pytest.approx(float(psnr(target, mag, per_item=True)[0]), abs=1e-9)
         assert res["nmse"][i] == pytest.approx(float(nmse(target, mag, per_item=True)[0]), abs=1e-12)
         np.testing.assert_array_equal(res["preds"][i], mag[0, 0].numpy())
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped prior is not in this checkout")
+def test_benchmark_checks_every_solver_argument_before_any_work(tmp_path):
+    """A bad solver argument used to surface only after the first setting's other solvers had run."""
+    spec = CaseSpec(example_data=str(SHIPPED.parent.parent / "data" / "colin27_heldout_axial_64.npy"), image_size=64)
+    with pytest.raises(ValueError, match="guidance"):
+        BenchmarkWorkflow(tmp_path / "out", ["zero_filled", "loss_guidance"], spec, prior_checkpoint=SHIPPED,
+                          solver_kwargs={"loss_guidance": {"guidance": -5.0}}, progress=False)
+    assert not (tmp_path / "out").exists()
