@@ -19,9 +19,9 @@ import torch
 from ..io import check_output_dir, save_panel, save_psnr_vs_acceleration, write_metrics_table
 from ..utils.validation import check_bool
 from .cases import CaseSpec, case_shapes, load_cases
-from .reconstruct import check_prior, load_prior, resolve_device
+from .reconstruct import check_prior, resolve_device
 from .runner import SolverNetwork, prepare_case_batch, run_evaluator  # noqa: F401 (the bundle docs import the first two from here)
-from .registry import SolverName, build_solver, needs_prior
+from .registry import SolverName, build_solvers, needs_prior
 
 logger = logging.getLogger(__name__)
 
@@ -84,22 +84,14 @@ class BenchmarkWorkflow:
         self.batch_size = int(batch_size)
         self.progress = progress
         self.verify_checksum = check_bool("verify_checksum", verify_checksum)
+        prior = None
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not os.path.isfile(prior_checkpoint):
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
-            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec))
+            prior = check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec), self.device)
         self.overwrite = check_bool("overwrite", overwrite)
-        # every solver is built (its arguments checked) before any work; solvers hold no per-call state
-        prior = None
-        if any(needs_prior(s) for s in self.solvers):
-            prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
-        self._built = {}
-        for name in self.solvers:
-            kwargs = dict(self.solver_kwargs.get(name, {}))
-            if needs_prior(name):
-                kwargs.setdefault("progress", self.progress)
-                kwargs.setdefault("seed", self.seed)
-            self._built[name] = build_solver(name, prior, **kwargs)
+        # every solver is built (its arguments checked) before any work
+        self._built = build_solvers(self.solvers, prior, self.solver_kwargs, progress=self.progress, seed=self.seed)
         self.output_dir = check_output_dir(
             output_dir, inputs=[*spec.input_files, spec.example_data, prior_checkpoint], outputs=self.output_files(),
             overwrite=self.overwrite,

@@ -16,7 +16,7 @@ from ..metrics import nmse, psnr, ssim
 from ..priors import prior_supports_size
 from ..utils.validation import check_bool, check_positive
 from .cases import Case, CaseSpec, case_names, case_shapes, load_cases
-from .registry import SolverName, build_solver, needs_prior
+from .registry import SolverName, build_solvers, needs_prior
 from .runner import batches, stack_cases
 
 logger = logging.getLogger(__name__)
@@ -89,8 +89,9 @@ def check_prior(
     image_size: int | None,
     verify_checksum: bool = True,
     case_sizes: Iterable[tuple[int, int]] = (),
-) -> None:
-    """Validate the prior checkpoint before any work: checksum, file format and case sizes (loaded on the CPU).
+    device: torch.device | None = None,
+):
+    """Validate the prior checkpoint before any work: checksum, file format and case sizes; returns the prior.
 
     Args:
         checkpoint: the ``.pt`` file.
@@ -98,13 +99,18 @@ def check_prior(
             their own sizes, which are then ``case_sizes`` (see :func:`~monai_ddpm_recon.workflows.cases.case_shapes`).
         verify_checksum: as in :func:`load_prior`.
         case_sizes: ``(H, W)`` of the cases when ``image_size`` is ``None``.
+        device: where the returned prior lives (default CPU).
+
+    Returns:
+        the loaded prior (so that a workflow does not read and hash the file a second time).
 
     Raises:
         ValueError: as :func:`load_prior`, or a size the prior does not accept (see :func:`require_prior_size`).
     """
-    prior = load_prior(checkpoint, torch.device("cpu"), verify_checksum=verify_checksum)
+    prior = load_prior(checkpoint, device or torch.device("cpu"), verify_checksum=verify_checksum)
     sizes = [(int(image_size), int(image_size))] if image_size is not None else list(case_sizes)
     require_prior_size(prior, sizes, checkpoint)
+    return prior
 
 
 class ReconstructionWorkflow:
@@ -160,10 +166,11 @@ class ReconstructionWorkflow:
         self.batch_size = int(check_positive("batch_size", batch_size))
         self.prior_checkpoint = prior_checkpoint
         self.verify_checksum = check_bool("verify_checksum", verify_checksum)
+        self.prior = None
         if any(needs_prior(s) for s in self.solvers):
             if prior_checkpoint is None or not Path(prior_checkpoint).is_file():
                 raise FileNotFoundError(f"prior_checkpoint={str(prior_checkpoint)!r} does not exist (needed by the diffusion solvers).")
-            check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec))
+            self.prior = check_prior(prior_checkpoint, spec.image_size, self.verify_checksum, case_shapes(spec), self.device)
         self.save_images = check_bool("save_images", save_images)
         self.save_figures = check_bool("save_figures", save_figures)
         self.overwrite = check_bool("overwrite", overwrite)
@@ -173,10 +180,9 @@ class ReconstructionWorkflow:
             output_dir, inputs=self.inputs, outputs=self.output_files(case_names(spec)), overwrite=self.overwrite
         )
         # every solver is built (and so every solver argument checked) before any work starts
-        self.prior = None
-        if any(needs_prior(s) for s in self.solvers):
-            self.prior = load_prior(self.prior_checkpoint, self.device, verify_checksum=self.verify_checksum)
-        self.built = {name: self._solver(name, self.prior) for name in self.solvers}
+        self.built = build_solvers(
+            self.solvers, self.prior, self.solver_kwargs, progress=self.progress, num_samples=self.num_samples, seed=self.seed
+        )
 
     def output_files(self, names: Sequence[str]) -> list[Path]:
         """The files (relative to ``output_dir``) a run over the cases ``names`` writes."""
@@ -190,14 +196,6 @@ class ReconstructionWorkflow:
         if self.save_figures:
             files += [Path("panels") / f"{case}.png" for case in names]
         return files + [Path(f) for f in ("metrics.csv", "metrics.md", "summary.csv", "summary.md")]
-
-    def _solver(self, name: SolverName, prior):
-        kwargs = dict(self.solver_kwargs.get(name, {}))
-        if needs_prior(name):
-            kwargs.setdefault("progress", self.progress)
-            kwargs.setdefault("num_samples", self.num_samples)
-            kwargs.setdefault("seed", self.seed)
-        return build_solver(name, prior if needs_prior(name) else None, **kwargs)
 
     def run(self) -> list[dict]:
         """Run every solver on every case; returns one metrics row per (case, solver)."""

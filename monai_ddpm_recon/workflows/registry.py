@@ -68,3 +68,19 @@ def build_solver(name: SolverName | str, prior: Any = None, **kwargs: Any):
             raise ValueError(f"solver={key.value!r} needs a diffusion prior (prior=None given).")
         return cls(prior, **kwargs)
     return cls(**kwargs)
+
+
+def build_solvers(names, prior: Any, solver_kwargs: dict, **diffusion_defaults: Any) -> dict:
+    """Every solver of ``names`` built, so every argument is checked before any work; solvers keep no per-call state.
+
+    ``solver_kwargs`` maps a :class:`SolverName` to its constructor arguments; diffusion solvers also get
+    ``diffusion_defaults`` (e.g. ``progress``, ``seed``) where ``solver_kwargs`` does not set them.
+    """
+    built = {}
+    for name in names:
+        kwargs = dict(solver_kwargs.get(name, {}))
+        if needs_prior(name):
+            for key, value in diffusion_defaults.items():
+                kwargs.setdefault(key, value)
+        built[name] = build_solver(name, prior if needs_prior(name) else None, **kwargs)
+    return built
