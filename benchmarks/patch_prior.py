@@ -212,30 +212,33 @@ def stage_samples(args, prior) -> dict:
     return {"path": str(path.relative_to(ROOT)) if path.is_absolute() else str(path), "seconds": time.perf_counter() - t0}
 
 
+def table(title: str, header: list[str], rows: list[list]) -> list[str]:
+    """A markdown section: title, header, rows, blank line."""
+    return [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
+
+
 def write_markdown(out: Path, results: dict) -> None:
     lines = ["# Patch prior at native resolution", "", "Command: `python benchmarks/patch_prior.py --stage all`.", ""]
     if "denoise" in results:
-        lines += ["## Denoiser check (held-out 1 mm slices, PSNR dB)", "", "| t | noisy | best Gaussian (σ) | Tweedie x̂0 | gain |", "|---|---|---|---|---|"]
-        for t, r in results["denoise"].items():
-            lines.append(f"| {t} | {r['noisy_psnr']:.2f} | {r['best_gaussian_psnr']:.2f} ({r['best_gaussian_sigma']}) | {r['tweedie_psnr']:.2f} | {r['gain_db']:+.2f} |")
-        lines.append("")
+        lines += table("Denoiser check (held-out 1 mm slices, PSNR dB)", ["t", "noisy", "best Gaussian (σ)", "Tweedie x̂0", "gain"],
+                       [[t, f"{r['noisy_psnr']:.2f}", f"{r['best_gaussian_psnr']:.2f} ({r['best_gaussian_sigma']})",
+                         f"{r['tweedie_psnr']:.2f}", f"{r['gain_db']:+.2f}"] for t, r in results["denoise"].items()])
     if "recon" in results:
-        lines += ["## Reconstruction at native size (PSNR dB / SSIM, s/slice)", "", "| coils | R | method | λ | PSNR | SSIM | min gain over ZF | s/slice |", "|---|---|---|---|---|---|---|---|"]
-        for r in results["recon"]["rows"]:
-            lines.append(f"| {r['coils']} | {r['R']} | {r['method']} | {r['value'] if r['value'] is not None else ''} | {r['psnr']:.2f} | {r['ssim']:.3f} | {r['min_gain_over_zf']:+.2f} | {r['s_per_slice']:.1f} |")
-        lines += ["", "Tuning grids (tuning slices, R = 8): " + json.dumps({c: {m: v['grid'] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}), ""]
+        lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
+                       ["coils", "R", "method", "λ", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
+                       [[r["coils"], r["R"], r["method"], r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
+                         f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
+                        for r in results["recon"]["rows"]])
+        grids = {c: {m: v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
+        lines[-1:] = ["", "Tuning grids (tuning slices, R = 8): " + json.dumps(grids), ""]
     if "timing" in results:
-        lines += ["## Speed (CPU, DiffPIR, 8 coils, R = 8)", "", "| size | s/slice | peak RSS MiB | threads |", "|---|---|---|---|"]
-        for k, r in results["timing"].items():
-            lines.append(f"| {k} | {r['s_per_slice']:.1f} | {r['peak_rss_mib']:.0f} | {r['threads']} |")
-        lines.append("")
+        lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8)", ["size", "s/slice", "peak RSS MiB", "threads"],
+                       [[k, f"{r['s_per_slice']:.1f}", f"{r['peak_rss_mib']:.0f}", r["threads"]] for k, r in results["timing"].items()])
     if "compare64" in results:
-        lines += ["## 64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", "", "| prior | λ | R | PSNR | SSIM |", "|---|---|---|---|---|"]
-        for label, d in results["compare64"].items():
-            for k, r in d.items():
-                if k.startswith("R"):
-                    lines.append(f"| {label} | {d['lam']} | {k[1:]} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
-        lines.append("")
+        lines += table("64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", ["prior", "λ", "R", "PSNR", "SSIM"],
+                       [[label, d["lam"], k[1:], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+                        for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
     (out / "results.md").write_text("\n".join(lines))
 
 

@@ -38,10 +38,15 @@ def crop_piece(piece: SlicePiece, top: int, left: int, size: int, coord_scale: f
     return torch.cat([torch.from_numpy(out)[None] * 2 - 1, coords])
 
 
+def centred_corner(length: int, size: int) -> int:
+    """Start of a window of ``size`` centred on ``length`` (negative when the window is larger)."""
+    return -((size - length) // 2) if length <= size else (length - size) // 2
+
+
 def random_corner(length: int, size: int, generator: torch.Generator | None = None) -> int:
     """Random start of a window of ``size`` inside ``length`` (centred, possibly negative, when it cannot fit)."""
     if length <= size:
-        return -((size - length) // 2)
+        return centred_corner(length, size)
     return int(torch.randint(0, length - size + 1, (1,), generator=generator))
 
 
@@ -96,7 +101,7 @@ class PatchDataset(Dataset):
         R = self.region
         h, w = piece.image.shape
         if not self.augment:  # deterministic: the centre crop, no flip, no intensity change
-            return crop_piece(piece, -((R - h) // 2) if h <= R else (h - R) // 2, -((R - w) // 2) if w <= R else (w - R) // 2, R, self.coord_scale)
+            return crop_piece(piece, centred_corner(h, R), centred_corner(w, R), R, self.coord_scale)
         flip = bool(torch.rand(()) < self.flip_prob)
         x = crop_piece(piece, random_corner(h, R), random_corner(w, R), R, self.coord_scale, flip)
         lo, hi = self.intensity_range
