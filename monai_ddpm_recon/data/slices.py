@@ -7,7 +7,7 @@ already at the requested size is returned unchanged; ``spatial_size=None`` (the 
 keeps every slice at its own, possibly non-square, matrix size. Training (:func:`volume_slices`), the inference
 loaders (:mod:`monai_ddpm_recon.transforms.io`) and the benchmarks call these functions.
 
-Intensity scale rule (:func:`intensity_scale`, the only one): a magnitude ``m`` is divided by
+Intensity scale rule (:func:`intensity_scale`, per batch item :func:`intensity_scales`; the only one): a magnitude ``m`` is divided by
 ``s = percentile_p(|ref|)``, a robust maximum (the maximum if that percentile is 0), and the prior sees
 ``2 · m / s - 1`` (:func:`to_model_range`); results return to physical units as ``s · (x + 1) / 2``
 (:func:`from_model_range`). Who uses which ``ref`` and ``p``:
@@ -156,8 +156,40 @@ def resize_square(img: np.ndarray, size: int) -> np.ndarray:
     return resize(sq[None], size)[0].clamp_min(0).numpy()
 
 
+def intensity_scales(ref, percentile: float = 100.0, name: str = "ref") -> torch.Tensor:
+    """The intensity scale rule per batch item: ``s_b = percentile_p(|ref_b|)``, or ``max |ref_b|`` if that is 0.
+
+    Args:
+        ref: real or complex numpy array or tensor ``(B, ...)``; each item is reduced over all its other axes.
+        percentile: ``p`` in ``(0, 100]``; 100 gives the maximum.
+        name: the argument named in errors.
+
+    Returns:
+        float64 tensor ``(B,)`` on ``ref``'s device; ``0`` for an all-zero item (the caller decides what that means).
+        Items above 16 M elements use the maximum (``torch.quantile``'s input limit).
+
+    Raises:
+        ValueError: ``ref`` holds NaN/Inf or has no batch axis, or ``percentile`` is out of range.
+    """
+    if not 0 < percentile <= 100:
+        raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}.")
+    mag = _as_torch(ref).abs().to(torch.float64)
+    if mag.ndim == 0 or mag.shape[0] == 0:
+        raise ValueError(f"{name} must have a non-empty batch axis, got shape {tuple(mag.shape)}.")
+    mag = mag.reshape(mag.shape[0], -1)
+    check_finite(name, mag)
+    if mag.shape[1] == 0:
+        return torch.zeros(mag.shape[0], dtype=torch.float64, device=mag.device)
+    peak = mag.amax(dim=1)
+    if mag.shape[1] > 16_000_000 or percentile == 100:
+        return peak
+    scale = torch.quantile(mag, percentile / 100, dim=1)
+    return torch.where(scale > 0, scale, peak)
+
+
 def intensity_scale(ref, percentile: float = 100.0, name: str = "ref") -> float:
-    """The intensity scale rule (see the module docstring): ``s = percentile_p(|ref|)``, or ``max |ref|`` if that is 0.
+    """The intensity scale rule (see the module docstring) for one image: :func:`intensity_scales` of ``ref`` as a
+    single item.
 
     Args:
         ref: real or complex numpy array or tensor, any shape.
@@ -170,13 +202,7 @@ def intensity_scale(ref, percentile: float = 100.0, name: str = "ref") -> float:
     Raises:
         ValueError: ``ref`` is all zero (an empty slice) or holds NaN/Inf, or ``percentile`` is out of range.
     """
-    if not 0 < percentile <= 100:
-        raise ValueError(f"percentile must lie in (0, 100], got {percentile!r}.")
-    mag = _as_torch(ref).abs().to(torch.float64).flatten()
-    check_finite(name, mag)
-    scale = float(torch.quantile(mag, percentile / 100)) if 0 < mag.numel() <= 16_000_000 else float(mag.max())
-    if scale <= 0:
-        scale = float(mag.max()) if mag.numel() else 0.0
+    scale = float(intensity_scales(_as_torch(ref).reshape(1, -1), percentile, name)[0])
     if scale <= 0:
         raise ValueError(f"{name} is all zero (an empty slice); cannot derive an intensity scale.")
     return scale

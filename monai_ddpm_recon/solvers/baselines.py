@@ -11,6 +11,7 @@ import time
 import numpy as np
 import torch
 
+from ..data.slices import intensity_scales
 from ..operators.base import LinearOperator
 from ..operators.fft import ifft2c
 from ..utils.enums import StrEnum
@@ -90,7 +91,7 @@ def check_result(name: str, image: torch.Tensor) -> torch.Tensor:
 def kspace_scale(kspace: torch.Tensor, operator, percentile: float = SCALE_PERCENTILE) -> torch.Tensor:
     """Per-item k-space scale used to make regularisation weights independent of the k-space units.
 
-    Rule: ``s_b = percentile_{99}(|Aᴴ y_b|)``, the 99th percentile of the zero-filled (adjoint, SENSE-combined)
+    Rule (:func:`~monai_ddpm_recon.data.slices.intensity_scales`): ``s_b = percentile_{99}(|Aᴴ y_b|)``, the 99th percentile of the zero-filled (adjoint, SENSE-combined)
     image magnitude of batch item ``b``. Solvers divide ``y_b`` by ``s_b``, solve
     ``min_x ½‖A x − y_b/s_b‖² + λ R(x)`` and multiply the result by ``s_b``. For any 1-homogeneous regulariser
     (TV, ℓ1-wavelet) this is the exact solution of the problem with weight ``λ s_b`` on the raw data, so a fixed
@@ -104,10 +105,9 @@ def kspace_scale(kspace: torch.Tensor, operator, percentile: float = SCALE_PERCE
     Returns:
         real tensor ``(B,)`` of scales, on ``kspace``'s device; an all-zero item gets scale 1.
     """
-    zf = operator.adjoint(kspace).abs().flatten(1)
-    q = torch.quantile(zf.to(torch.float64), float(percentile) / 100.0, dim=1)
-    q = torch.where(q > 0, q, torch.ones_like(q))
-    return q.to(zf.dtype)
+    zf = operator.adjoint(kspace)
+    q = intensity_scales(zf, float(percentile), name="zero-filled image")
+    return torch.where(q > 0, q, torch.ones_like(q)).to(zf.real.dtype)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from ..data.slices import intensity_scales
 from ..operators.base import LinearOperator
 from ..operators.fft import fft2c, ifft2c
 from ..utils.enums import StrEnum
@@ -101,11 +102,10 @@ class PriorMapping:
         phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
         percentile: float = 99.5,
     ) -> PriorMapping:
-        """Estimate scale (robust max of ``|Aᴴ y|``) and, for magnitude priors, a smooth phase from the calibration region."""
+        """Estimate scale (the intensity scale rule on ``|Aᴴ y|``, :func:`~monai_ddpm_recon.data.slices.intensity_scales`) and, for magnitude priors, a smooth phase from the calibration region."""
         phase_mode = PhaseMode.parse(phase_mode, "phase_mode")
         zf = operator.adjoint(kspace)
-        mag = zf.abs().flatten(1)
-        scale = torch.quantile(mag.float(), percentile / 100.0, dim=1).to(mag.dtype).reshape(-1, 1, 1, 1)
+        scale = intensity_scales(zf, percentile, name="zero-filled image").to(zf.real.dtype).reshape(-1, 1, 1, 1)
         phase = None
         if channels == 1 and phase_mode == PhaseMode.SMOOTH:
             window = calibration_window(operator.mask, operator.image_shape).to(kspace.device)

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from monai_ddpm_recon.data.slices import (
     axial_slice,
     intensity_scale,
+    intensity_scales,
     normalise_max,
     pad_to_square,
     resize,
@@ -85,3 +86,20 @@ def test_one_scale_rule():
         intensity_scale(np.array([1.0, np.nan]))
     with pytest.raises(ValueError, match="percentile"):
         intensity_scale(img, 0)
+
+
+def test_batched_scale_rule_is_the_per_item_rule():
+    """Solvers scale a batch at once; each item must get exactly the single-image rule's value."""
+    rng = np.random.default_rng(3)
+    batch = torch.from_numpy(rng.random((3, 1, 12, 10)) * np.array([1.0, 7.0, 0.1])[:, None, None, None])
+    batch = torch.complex(batch, batch.flip(-1)).to(torch.complex64)
+    batch[2] = 0
+    batch[2, 0, 0, 0] = 2.0  # percentile 0 for this item: falls back to its maximum
+    for p in (99.0, 99.5, 100.0):
+        got = intensity_scales(batch, p)
+        assert got.dtype == torch.float64 and got.shape == (3,)
+        assert got.tolist() == [intensity_scale(b, p) for b in batch]
+    zero = intensity_scales(torch.zeros(2, 4, 4), 99)
+    assert zero.tolist() == [0.0, 0.0]  # the caller decides: CS baselines use 1, the prior mapping refuses
+    with pytest.raises(ValueError, match="batch"):
+        intensity_scales(torch.tensor(1.0))

@@ -100,6 +100,24 @@ def test_kspace_scale_is_99th_percentile_and_equivariant():
     assert math.isclose(float(kspace_scale(123.0 * y, op)), 123.0 * ref, rel_tol=1e-5)
 
 
+def test_solver_scales_follow_the_one_rule():
+    """CS baselines (p 99) and the diffusion solvers' mapping (p 99.5) both use ``intensity_scale`` of ``|Aᴴ y|``."""
+    from monai_ddpm_recon.data.slices import intensity_scale
+    from monai_ddpm_recon.solvers.mapping import PriorMapping
+
+    x, y, op = sense_problem()
+    y2 = torch.cat([y, 0.3 * y.flip(-1)])
+    op2 = SenseOperator(op.sens_maps.expand(2, *op.sens_maps.shape[1:]), op.mask)
+    zf = op2.adjoint(y2)
+    assert kspace_scale(y2, op2).tolist() == [float(torch.tensor(intensity_scale(z, 99.0), dtype=torch.float32)) for z in zf]
+    mapped = PriorMapping.from_kspace(y2, op2, 1, "none").scale.flatten().tolist()
+    assert mapped == [float(torch.tensor(intensity_scale(z, 99.5), dtype=torch.float32)) for z in zf]
+    empty = torch.zeros_like(y2)
+    assert kspace_scale(empty, op2).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="scale"):
+        PriorMapping.from_kspace(empty, op2, 1, "none")
+
+
 def test_sense_runs_in_float64():
     x, y, op = sense_problem(accel=None)
     rec = SenseSolver()(y.to(torch.complex128), op)
