@@ -176,18 +176,24 @@ def write_table(out: Path) -> Path:
 
 
 def write_figure(out: Path) -> Path | None:
-    """``psnr_vs_nfe.png``: PSNR against NFE per method, one panel per (R, coils), from ``results_noiseless.csv`` and
-    any ``nfe*/results_noiseless.csv`` beside it."""
+    """``psnr_vs_nfe.png``: PSNR against NFE per method, one panel per (R, coils), from ``results_noiseless.csv``,
+    any ``nfe*/results_noiseless.csv`` beside it, and ``results_noiseless_new_defaults.csv`` — a re-run of presets
+    whose defaults changed, whose rows replace the older rows of the same method, R, coils and NFE, so the figure
+    shows what the presets do today."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = []
-    for path in [out / "results_noiseless.csv", *sorted(out.glob("nfe*/results_noiseless.csv"))]:
+    latest = {}
+    sources = [out / "results_noiseless.csv", *sorted(out.glob("nfe*/results_noiseless.csv")),
+               out / "results_noiseless_new_defaults.csv"]
+    for path in sources:
         if path.is_file():
             with open(path) as f:
-                rows += list(csv.DictReader(f))
+                for r in csv.DictReader(f):
+                    latest[(r["method"], float(r["R"]), int(r["coils"]), int(r["nfe"]))] = r
+    rows = list(latest.values())
     if not rows:
         return None
     panels = sorted({(float(r["R"]), int(r["coils"])) for r in rows})
