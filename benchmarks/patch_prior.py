@@ -36,9 +36,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monai_ddpm_recon.metrics import psnr, ssim  # noqa: E402
+from monai_ddpm_recon.metrics import psnr  # noqa: E402
 from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
-from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, stack_cases  # noqa: E402
+from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases  # noqa: E402
 
 BUNDLE = ROOT / "bundles/ddpm_recon"
 DATA_1MM = BUNDLE / "data/colin27_heldout_axial_1mm.npy"
@@ -67,24 +67,10 @@ def cases(data: Path, slices, R: float, coils: int, image_size=None):
 
 
 def score(solver, cs, batch: int = 4) -> dict:
-    """Mean PSNR / SSIM, seconds per slice, worst PSNR gain over zero-filled."""
-    ps, ss, gains, secs = [], [], [], 0.0
-    for i in range(0, len(cs), batch):
-        part = cs[i : i + batch]
-        kspace, op = stack_cases(part, torch.device("cpu"))
-        t0 = time.perf_counter()
-        img = solver(kspace, op)
-        secs += time.perf_counter() - t0
-        if not bool(torch.isfinite(img).all()):
-            raise FloatingPointError(f"{type(solver).__name__} returned NaN/Inf")
-        zf = ZeroFilledSolver()(kspace, op)
-        for j, c in enumerate(part):
-            target = c.target.abs().double()
-            ps.append(float(psnr(target, img[j, 0].abs().double())))
-            ss.append(float(ssim(target, img[j, 0].abs().double())))
-            gains.append(ps[-1] - float(psnr(target, zf[j, 0].abs().double())))
-    return {"psnr": float(np.mean(ps)), "ssim": float(np.mean(ss)), "s_per_slice": secs / len(cs),
-            "min_gain_over_zf": float(np.min(gains)), "per_slice_psnr": ps}
+    """Mean PSNR / SSIM, seconds per slice, worst PSNR gain over zero-filled (the shared runner's ``score_cases``)."""
+    r = score_cases(solver, cs, torch.device("cpu"), batch)
+    return {"psnr": r["psnr"], "ssim": r["ssim"], "s_per_slice": r["s_per_slice"],
+            "min_gain_over_zf": r["min_gain_over_zf"], "per_slice_psnr": [s["psnr"] for s in r["per_slice"]]}
 
 
 def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float, list]:

@@ -27,16 +27,13 @@ import argparse
 import csv
 import json
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from monai_ddpm_recon.metrics import psnr, ssim  # noqa: E402
 from monai_ddpm_recon.solvers import (  # noqa: E402
     DecomposedDiffusionSolver,
     DiffPIRSolver,
@@ -45,7 +42,7 @@ from monai_ddpm_recon.solvers import (  # noqa: E402
     ZeroFilledSolver,
 )
 from monai_ddpm_recon.solvers.mapping import PriorMapping  # noqa: E402
-from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, stack_cases  # noqa: E402
+from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases  # noqa: E402
 
 DATA = ROOT / "bundles/ddpm_recon/data/colin27_heldout_axial_64.npy"
 CKPT = ROOT / "bundles/ddpm_recon/models/model.pt"
@@ -128,24 +125,10 @@ def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "
 
 def evaluate(solver, cases) -> tuple[float, float, float, float, list[dict]]:
     """Mean PSNR, SSIM over the cases, seconds per slice, the worst PSNR gain over zero-filled, and per-slice rows
-    (``case``, ``psnr``, ``zf_psnr``, ``gain``)."""
-    kspace, op = stack_cases(cases, torch.device("cpu"))
-    t0 = time.perf_counter()
-    img = solver(kspace, op)
-    dt = (time.perf_counter() - t0) / len(cases)
-    if not bool(torch.isfinite(img).all()):
-        raise FloatingPointError(f"{solver!r} returned NaN/Inf")
-    zf = ZeroFilledSolver()(kspace, op)
-    ps, ss, gain, per_slice = [], [], [], []
-    for i, c in enumerate(cases):
-        target = np.abs(c.target.numpy()).astype(np.float64)
-        mag = img[i, 0].abs().double().numpy()
-        ps.append(float(psnr(target, mag)))
-        ss.append(float(ssim(target, mag)))
-        zf_psnr = float(psnr(target, zf[i, 0].abs().double().numpy()))
-        gain.append(ps[-1] - zf_psnr)
-        per_slice.append({"case": c.name, "psnr": round(ps[-1], 2), "zf_psnr": round(zf_psnr, 2), "gain": round(gain[-1], 2)})
-    return float(np.mean(ps)), float(np.mean(ss)), dt, float(np.min(gain)), per_slice
+    (``case``, ``psnr``, ``zf_psnr``, ``gain``), all cases in one batch (the shared runner's ``score_cases``)."""
+    r = score_cases(solver, cases, torch.device("cpu"), len(cases))
+    per_slice = [{"case": s["case"], **{k: round(s[k], 2) for k in ("psnr", "zf_psnr", "gain")}} for s in r["per_slice"]]
+    return r["psnr"], r["ssim"], r["s_per_slice"], r["min_gain_over_zf"], per_slice
 
 
 def cases_for(slices, R, coils, args):

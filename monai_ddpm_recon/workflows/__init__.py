@@ -6,7 +6,7 @@ from .bundle_paths import find_bundle_root
 from .cases import Case, CaseSpec, load_cases
 from .evaluate import BenchmarkWorkflow
 from .reconstruct import ReconstructionWorkflow, load_prior, resolve_device
-from .runner import SolverNetwork, batches, prepare_case_batch, run_evaluator, stack_cases
+from .runner import SolverNetwork, batches, prepare_case_batch, run_evaluator, score_cases, stack_cases
 from .registry import SolverName, build_solver, needs_prior, solver_class
 from .settings import default_solver_kwargs
 
@@ -27,6 +27,7 @@ __all__ = [
     "prepare_case_batch",
     "resolve_device",
     "run_evaluator",
+    "score_cases",
     "solver_class",
     "stack_cases",
 ]

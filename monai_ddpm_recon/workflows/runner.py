@@ -111,3 +111,31 @@ def run_evaluator(solver, cases: Sequence[Case], device: torch.device, batch_siz
     seconds = (time.perf_counter() - t0) / len(cases)
     details = {k: np.asarray(v.cpu()).reshape(-1) for k, v in evaluator.state.metric_details.items()}
     return {**details, "seconds": seconds, "nfe": int(np.mean(nfe)) if nfe else 0, "preds": preds}
+
+
+def score_cases(solver, cases: Sequence[Case], device: torch.device, batch_size: int) -> dict:
+    """The benchmarks' summary of ``solver`` on ``cases``: :func:`run_evaluator` of the solver and of zero-filled.
+
+    Args:
+        solver: ``solver(kspace, operator) -> image``.
+        cases: the cases (PSNR / SSIM against each case's magnitude target, ``data_range = target.max()``).
+        device: where the solver runs.
+        batch_size: most cases per solver call.
+
+    Returns:
+        dict with ``psnr`` and ``ssim`` (means over cases), ``s_per_slice`` (wall seconds per case), ``nfe``,
+        ``min_gain_over_zf`` (dB: the smallest per-case PSNR gain over zero-filled) and ``per_slice`` (one dict per
+        case: ``case``, ``psnr``, ``ssim``, ``zf_psnr``, ``gain``).
+
+    Raises:
+        ValueError: the solver returned NaN or Inf for some case (the metrics refuse it).
+    """
+    from ..solvers import ZeroFilledSolver
+
+    res = run_evaluator(solver, cases, device, batch_size)
+    zf = run_evaluator(ZeroFilledSolver(), cases, device, batch_size)["psnr"]
+    gains = res["psnr"] - zf
+    per_slice = [{"case": c.name, "psnr": float(p), "ssim": float(s), "zf_psnr": float(z), "gain": float(g)}
+                 for c, p, s, z, g in zip(cases, res["psnr"], res["ssim"], zf, gains)]
+    return {"psnr": float(np.mean(res["psnr"])), "ssim": float(np.mean(res["ssim"])), "s_per_slice": res["seconds"],
+            "nfe": res["nfe"], "min_gain_over_zf": float(np.min(gains)), "per_slice": per_slice}
