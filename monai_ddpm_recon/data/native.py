@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..utils.enums import StrEnum
-from .slices import COLIN27_PATH, SliceSplit, axial_slice, load_colin27, load_mni152
+from .slices import COLIN27_PATH, SliceSplit, axial_slice, intensity_scale, load_colin27, load_mni152, normalise_max
 
 COLIN27_MIN_Z = 20  # below this Colin27's axial slices show the face and neck
 
@@ -98,7 +98,7 @@ def slice_pieces(
         min_rows: drop pieces with fewer rows.
 
     Returns:
-        the pieces, each normalised by the maximum over its slice's allowed voxels.
+        the pieces, magnitudes divided by the maximum over their slice's allowed voxels (the intensity scale rule at p = 100).
     """
     volume = np.asarray(volume, dtype=np.float32)
     if allowed is None:
@@ -117,10 +117,10 @@ def slice_pieces(
             kept = np.concatenate([sl[a:b] for a, b in blocks])
             if float((kept > 0.1 * vmax).mean()) < min_foreground or float(kept.max()) <= 0:
                 continue
-            smax = float(kept.max())
+            smax = intensity_scale(kept, 100.0, name=f"{source} slice {i}")
             h, w = sl.shape
             for a, b in blocks:
-                image = np.clip(sl[a:b] / smax, 0, 1).astype(np.float32)
+                image = (np.abs(sl[a:b]) / smax).astype(np.float32)
                 pieces.append(SlicePiece(image, (a - (h - 1) / 2, -(w - 1) / 2), source, str(o), i, (a, b)))
     return pieces
 
@@ -176,8 +176,7 @@ def heldout_native_slices(colin27_path: str = COLIN27_PATH, split: SliceSplit | 
     colin = load_colin27(colin27_path)
     out = []
     for z in range(split.start, split.stop):
-        sl = axial_slice(colin, z)
-        out.append(np.clip(sl / float(sl.max()), 0, 1))
+        out.append(normalise_max(axial_slice(colin, z)))
     return np.stack(out)[:, None].astype(np.float32)
 
 

@@ -282,6 +282,7 @@ class DDPMPrior(DiffusionPrior):
 
     condition_channels: int = 0
     prior_class: str = "whole_image"  # recorded in checkpoints so that from_checkpoint rebuilds the right class
+    class_config_keys: tuple[str, ...] = ()  # constructor arguments of this class that checkpoints record
 
     def __init__(
         self,
@@ -387,8 +388,9 @@ class DDPMPrior(DiffusionPrior):
         }
 
     def class_config(self) -> dict:
-        """Constructor arguments particular to this prior class, stored in checkpoints (none for whole images)."""
-        return {}
+        """Constructor arguments particular to this prior class (the attributes named by :attr:`class_config_keys`),
+        stored in checkpoints and passed back to the constructor by :meth:`from_checkpoint`."""
+        return {k: getattr(self, k) for k in self.class_config_keys}
 
     def save_checkpoint(
         self,
@@ -500,7 +502,7 @@ class DDPMPrior(DiffusionPrior):
         if not issubclass(klass, cls):
             raise ValueError(f"{name}={path!r} holds a {kind!r} prior, which {cls.__name__}.from_checkpoint does not load.")
         prior = klass(
-            **{k: ckpt[k] for k in klass.class_config_keys() if k in ckpt},
+            **{k: ckpt[k] for k in klass.class_config_keys if k in ckpt},
             image_size=tuple(ckpt["image_size"]),
             channels=int(ckpt["channels"]),
             network_kwargs=saved_kw,
@@ -529,10 +531,6 @@ class DDPMPrior(DiffusionPrior):
         """A deep copy of the network (e.g. the initial EMA model)."""
         return copy.deepcopy(self.network)
 
-    @classmethod
-    def class_config_keys(cls) -> tuple[str, ...]:
-        """Checkpoint entries passed back to the constructor by :meth:`from_checkpoint` (see :meth:`class_config`)."""
-        return ()
 
 
 # prior_class name (stored in checkpoints) -> class; patch priors register themselves on import

@@ -73,6 +73,7 @@ class PatchDDPMPrior(DDPMPrior):
 
     condition_channels = 2
     prior_class = "patch"
+    class_config_keys = ("patch_size", "train_patch_sizes", "coord_scale")
 
     def __init__(
         self,
@@ -118,13 +119,6 @@ class PatchDDPMPrior(DDPMPrior):
 
     def supports_size(self, size: tuple[int, int]) -> bool:
         return len(size) == 2 and all(int(s) >= 1 for s in size)
-
-    def class_config(self) -> dict:
-        return {"patch_size": self.patch_size, "train_patch_sizes": self.train_patch_sizes, "coord_scale": self.coord_scale}
-
-    @classmethod
-    def class_config_keys(cls) -> tuple[str, ...]:
-        return ("patch_size", "train_patch_sizes", "coord_scale")
 
     def check_input(self, x_t: torch.Tensor) -> None:
         if x_t.ndim != 4 or x_t.shape[1] != self.channels or min(x_t.shape[-2:]) < 1:
