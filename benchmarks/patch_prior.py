@@ -2,8 +2,9 @@
 
 Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all`` runs them in order):
 
-- ``denoise``: Tweedie x̂0 of the patch prior vs the best Gaussian filter (σ picked per timestep on the eval slices
-  themselves, which favours the filter) at t = 200 and 400 on the held-out 1 mm Colin27 slab (217 x 181).
+- ``denoise``: Tweedie x̂0 of the patch prior (both tilings) vs the best Gaussian filter (σ picked per timestep on
+  the eval slices themselves, which favours the filter) at t = 200 and 400 on the held-out 1 mm Colin27 slab
+  (217 x 181).
 - ``recon``: 8 and 1 coils, R = 4/8/12, phase-free cases of the held-out slab at their own size: zero-filled, TV,
   ℓ1-wavelet and DiffPIR with the patch prior. TV/ℓ1-wavelet λ and DiffPIR λ are tuned on tuning slices (default
   1 and 15) at R = 8 for each coil count over the grids in ``GRIDS``; evaluation slices are never used for tuning.
@@ -37,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from monai_ddpm_recon.metrics import psnr  # noqa: E402
+from monai_ddpm_recon.priors import Tiling  # noqa: E402
 from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
 from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases  # noqa: E402
 
@@ -82,6 +84,8 @@ def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float,
 
 # --- stages ------------------------------------------------------------------------------------------------------
 def stage_denoise(args, prior) -> dict:
+    """Tweedie x̂0 with each tiling (``"whole"``, ``"patches"``) vs the best Gaussian filter; ``gain_db`` is the
+    run's ``--tiling``."""
     slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)][:, None].float()  # (N, 1, H, W) in [0, 1]
     x0 = slices * 2 - 1
     sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0]
@@ -91,8 +95,11 @@ def stage_denoise(args, prior) -> dict:
         eps = torch.randn(x0.shape, generator=g)
         a = float(prior.alphas_cumprod[t])
         xt = a**0.5 * x0 + (1 - a) ** 0.5 * eps
+        tweedie = {}
         with torch.no_grad():
-            tweedie = prior.x0(xt, t).clamp(-1, 1)
+            for tiling in Tiling:
+                t0 = time.perf_counter()
+                tweedie[str(tiling)] = (prior.with_tiling(tiling).x0(xt, t).clamp(-1, 1), time.perf_counter() - t0)
         scaled = xt / a**0.5
         filt = {s: gaussian_blur(scaled, s).clamp(-1, 1) for s in sigmas}
 
@@ -100,8 +107,11 @@ def stage_denoise(args, prior) -> dict:
             return float(np.mean([float(psnr((x0[i, 0] + 1) / 2, (img[i, 0] + 1) / 2, data_range=1.0)) for i in range(len(x0))]))
 
         best_sigma = max(sigmas, key=lambda s: p(filt[s]))
-        out[t] = {"tweedie_psnr": p(tweedie), "noisy_psnr": p(scaled.clamp(-1, 1)), "best_gaussian_sigma": best_sigma,
-                  "best_gaussian_psnr": p(filt[best_sigma]), "gain_db": p(tweedie) - p(filt[best_sigma])}
+        out[t] = {"tweedie_psnr": p(tweedie[args.tiling][0]), "tiling": args.tiling, "noisy_psnr": p(scaled.clamp(-1, 1)),
+                  "best_gaussian_sigma": best_sigma, "best_gaussian_psnr": p(filt[best_sigma]),
+                  "tweedie_psnr_by_tiling": {k: p(v[0]) for k, v in tweedie.items()},
+                  "seconds_by_tiling": {k: v[1] for k, v in tweedie.items()}}
+        out[t]["gain_db"] = out[t]["tweedie_psnr"] - out[t]["best_gaussian_psnr"]
         print(f"t={t}: {out[t]}", flush=True)
     return out
 
@@ -135,7 +145,7 @@ def stage_recon(args, prior) -> dict:
                 value = tuned[coils].get(name, {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
-                         size=list(ecases[0].kspace.shape[-2:]))
+                         size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None)
                 rows.append(r)
                 print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
     order = {"zero_filled": 0, "tv": 1, "l1wavelet": 2, "diffpir": 3}
@@ -147,7 +157,8 @@ def stage_timing(args, prior) -> dict:
     out = {}
     for size in (192, 256):
         for nfe in args.timing_nfe:
-            cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint", str(args.checkpoint)]
+            cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint", str(args.checkpoint),
+                   "--tiling", args.tiling]
             res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
             line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
             if not line:
@@ -157,9 +168,9 @@ def stage_timing(args, prior) -> dict:
     return out
 
 
-def time_one(size: int, nfe: int, checkpoint: str, threads: int) -> None:
+def time_one(size: int, nfe: int, checkpoint: str, threads: int, tiling: str) -> None:
     torch.set_num_threads(threads)
-    prior = load_prior(checkpoint, torch.device("cpu"))
+    prior = load_prior(checkpoint, torch.device("cpu")).with_tiling(tiling)
     slab = np.load(DATA_1MM)[:1][:, None]  # (1, 1, 217, 181) -> centre crop / zero pad to size x size
     img = np.zeros((1, 1, size, size), np.float32)
     h, w = slab.shape[-2:]
@@ -207,13 +218,15 @@ def table(title: str, header: list[str], rows: list[list]) -> list[str]:
 def write_markdown(out: Path, results: dict) -> None:
     lines = ["# Patch prior at native resolution", "", "Command: `python benchmarks/patch_prior.py --stage all`.", ""]
     if "denoise" in results:
-        lines += table("Denoiser check (held-out 1 mm slices, PSNR dB)", ["t", "noisy", "best Gaussian (σ)", "Tweedie x̂0", "gain"],
+        lines += table("Denoiser check (held-out 1 mm slices, PSNR dB)",
+                       ["t", "noisy", "best Gaussian (σ)", "Tweedie x̂0, whole", "Tweedie x̂0, patches", "gain (tiling)"],
                        [[t, f"{r['noisy_psnr']:.2f}", f"{r['best_gaussian_psnr']:.2f} ({r['best_gaussian_sigma']})",
-                         f"{r['tweedie_psnr']:.2f}", f"{r['gain_db']:+.2f}"] for t, r in results["denoise"].items()])
+                         *(f"{r['tweedie_psnr_by_tiling'][k]:.2f} ({r['seconds_by_tiling'][k]:.1f} s)" for k in ("whole", "patches")),
+                         f"{r['gain_db']:+.2f} ({r['tiling']})"] for t, r in results["denoise"].items()])
     if "recon" in results:
         lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
                        ["coils", "R", "method", "λ", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
-                       [[r["coils"], r["R"], r["method"], r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
+                       [[r["coils"], r["R"], r["method"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
                          f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
                         for r in results["recon"]["rows"]])
         grids = {c: {m: v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
@@ -244,11 +257,13 @@ def main() -> None:
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
+    ap.add_argument("--tiling", default="whole", choices=[str(t) for t in Tiling],
+                    help="how the patch prior covers a whole slice (PatchDDPMPrior.tiling)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.time_one is not None:
-        return time_one(args.time_one, args.nfe, args.checkpoint, args.threads)
+        return time_one(args.time_one, args.nfe, args.checkpoint, args.threads, args.tiling)
     torch.set_num_threads(args.threads)
     if args.diffpir_grid:
         GRIDS["diffpir"] = list(args.diffpir_grid)
@@ -258,6 +273,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     prior = load_prior(args.checkpoint, torch.device("cpu")) if "diffpir" in args.methods or args.stage != "recon" else None
+    if prior is not None:
+        prior.tiling = args.tiling
     stages = ["denoise", "recon", "compare64", "samples", "timing"] if args.stage == "all" else [args.stage]
     results = {}
     for f in out.glob("*.json"):

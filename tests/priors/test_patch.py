@@ -23,8 +23,9 @@ class _Channel(nn.Module):
         return x[:, self.index : self.index + 1] + 0 * self.dummy
 
 
-def _prior(net=None, patch=16) -> PatchDDPMPrior:
-    prior = PatchDDPMPrior(patch, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), coord_scale=10.0)
+def _prior(net=None, patch=16, tiling="whole") -> PatchDDPMPrior:
+    prior = PatchDDPMPrior(patch, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), coord_scale=10.0,
+                           tiling=tiling)
     if net is None:  # MONAI zero-initialises the output layer: give the network non-trivial weights
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
@@ -33,21 +34,23 @@ def _prior(net=None, patch=16) -> PatchDDPMPrior:
     return prior
 
 
+@pytest.mark.parametrize("tiling", ["whole", "patches"])
 @pytest.mark.parametrize("size", [(192, 224), (37, 53), (5, 7), (16, 16)])
-def test_stitching_puts_every_pixel_back_in_place(size):
+def test_stitching_puts_every_pixel_back_in_place(size, tiling):
     torch.manual_seed(0)
     x = torch.randn(2, 1, *size)
-    prior = _prior(_Channel(0))
+    prior = _prior(_Channel(0), tiling=tiling)
     for t in (0, 17, 999):  # different tiling offsets
         assert torch.equal(prior.eps(x, t), x)
 
 
+@pytest.mark.parametrize("tiling", ["whole", "patches"])
 @pytest.mark.parametrize("size", [(192, 224), (37, 53), (5, 7)])
-def test_coordinates_are_those_of_the_whole_image_whatever_the_offset(size):
+def test_coordinates_are_those_of_the_whole_image_whatever_the_offset(size, tiling):
     x = torch.zeros(1, 1, *size)
     expected = coordinate_grid(*size, coord_scale=10.0)
     for index, channel in ((1, 0), (2, 1)):
-        prior = _prior(_Channel(index))
+        prior = _prior(_Channel(index), tiling=tiling)
         for t in (3, 500):
             torch.testing.assert_close(prior.eps(x, t)[0, 0], expected[channel])
     # centre of an odd image is 0; one pixel right of it is 1/coord_scale
@@ -63,9 +66,11 @@ def test_tiling_offset_changes_with_t_and_is_reproducible():
     assert prior.tiling_offset(123) == _prior().tiling_offset(123)
 
 
-def test_real_network_results_do_not_depend_on_batch_or_call_history():
+@pytest.mark.parametrize("tiling", ["whole", "patches"])
+def test_real_network_results_do_not_depend_on_batch_or_call_history(tiling):
     torch.manual_seed(0)
-    prior = _prior()
+    prior = _prior(tiling=tiling)
+    prior.max_patches_per_forward = 1  # "whole": one image per call, so batching is exercised too
     x = torch.randn(3, 1, 40, 28)
     with torch.no_grad():
         full = prior.eps(x, 400)
@@ -75,6 +80,40 @@ def test_real_network_results_do_not_depend_on_batch_or_call_history():
     torch.testing.assert_close(single, full[1:2])
     torch.testing.assert_close(mixed[[0, 2]], full[[0, 2]])
     assert not torch.allclose(mixed[1], full[1])
+
+
+class _Recorder(nn.Module):
+    """Records the input shapes it is called with; returns zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shapes = []
+        self.dummy = nn.Parameter(torch.zeros(()))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        self.shapes.append(tuple(x.shape))
+        return x[:, :1] * 0
+
+
+def test_whole_tiling_runs_the_network_once_on_the_padded_image_and_patches_on_tiles():
+    net = _Recorder()
+    prior = _prior(net, tiling="whole")
+    prior.eps(torch.zeros(3, 1, 37, 53), 10)
+    assert net.shapes == [(3, 3, 38, 54)]  # padded to a multiple of 2 ** (levels - 1) = 2, all 3 images in one call
+    net.shapes.clear()
+    prior.tiling = "patches"
+    prior.eps(torch.zeros(1, 1, 37, 53), 10)
+    assert {s[1:] for s in net.shapes} == {(3, 16, 16)}
+    with pytest.raises(ValueError, match="tiling"):
+        prior.tiling = "tiles"
+    # a real network sees more context in one pass than in a patch: the two tilings give different ε
+    real = _prior()
+    x = torch.randn(1, 1, 40, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        whole = real.eps(x, 300)
+        real.tiling = "patches"
+        tiled = real.eps(x, 300)
+    assert not torch.allclose(whole, tiled) and bool(torch.isfinite(whole).all())
 
 
 def test_any_size_is_supported_and_whole_image_prior_is_not():
