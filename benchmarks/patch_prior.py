@@ -125,12 +125,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def stage_recon(args, prior) -> dict:
-    """Rows of ``args.methods``; rows of other methods already in ``<out>/recon.json`` are kept (so the prior-free
-    baselines can run while the prior trains)."""
+    """Rows of ``args.methods`` at ``args.coils``; other rows already in ``<out>/recon.json`` are kept (so the
+    prior-free baselines can run while the prior trains, or one coil setting can be added later)."""
     path = Path(args.out) / "recon.json"
     old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "tuned": {}}
-    rows = [r for r in old["rows"] if r["method"] not in args.methods]
-    tuned = {int(c): {m: v for m, v in d.items() if m not in args.methods} for c, d in old["tuned"].items()}
+    rows = [r for r in old["rows"] if r["method"] not in args.methods or r["coils"] not in args.coils]
+    tuned = {int(c): {m: v for m, v in d.items() if m not in args.methods or int(c) not in args.coils}
+             for c, d in old["tuned"].items()}
     for coils in args.coils:
         tcases = cases(DATA_1MM, args.tune_slices, 8, coils)
         tuned.setdefault(coils, {})
@@ -224,12 +225,23 @@ def write_markdown(out: Path, results: dict) -> None:
                          *(f"{r['tweedie_psnr_by_tiling'][k]:.2f} ({r['seconds_by_tiling'][k]:.1f} s)" for k in ("whole", "patches")),
                          f"{r['gain_db']:+.2f} ({r['tiling']})"] for t, r in results["denoise"].items()])
     if "recon" in results:
+        # the other tiling's DiffPIR rows (runs with --out <out>/tiling_<name>) go in the same table
+        other = [json.loads(f.read_text()) for f in sorted(out.glob("tiling_*/recon.json"))]
+        order = {"zero_filled": 0, "tv": 1, "l1wavelet": 2, "diffpir": 3}
+        rows = sorted([*results["recon"]["rows"], *(r for o in other for r in o["rows"])],
+                      key=lambda r: (-r["coils"], r["R"], order[r["method"]], r.get("tiling") or ""))
         lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
                        ["coils", "R", "method", "λ", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
                        [[r["coils"], r["R"], r["method"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
                          f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
-                        for r in results["recon"]["rows"]])
-        grids = {c: {m: v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
+                        for r in rows])
+        main_tiling = next((r["tiling"] for r in results["recon"]["rows"] if r.get("tiling")), None)
+        label = lambda m, t: f"{m} ({t})" if m == "diffpir" and t else m  # noqa: E731
+        grids = {c: {label(m, main_tiling): v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
+        for o in other:
+            tiling = next(r["tiling"] for r in o["rows"])
+            for c, d in o["tuned"].items():
+                grids.setdefault(c, {}).update({label(m, tiling): v["grid"] for m, v in d.items()})
         lines[-1:] = ["", "Tuning grids (tuning slices, R = 8): " + json.dumps(grids), ""]
     if "timing" in results:
         lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8)", ["size", "s/slice", "peak RSS MiB", "threads"],
@@ -257,7 +269,7 @@ def main() -> None:
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
-    ap.add_argument("--tiling", default="whole", choices=[str(t) for t in Tiling],
+    ap.add_argument("--tiling", default="patches", choices=[str(t) for t in Tiling],
                     help="how the patch prior covers a whole slice (PatchDDPMPrior.tiling)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)

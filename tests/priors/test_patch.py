@@ -23,7 +23,7 @@ class _Channel(nn.Module):
         return x[:, self.index : self.index + 1] + 0 * self.dummy
 
 
-def _prior(net=None, patch=16, tiling="whole") -> PatchDDPMPrior:
+def _prior(net=None, patch=16, tiling="patches") -> PatchDDPMPrior:
     prior = PatchDDPMPrior(patch, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), coord_scale=10.0,
                            tiling=tiling)
     if net is None:  # MONAI zero-initialises the output layer: give the network non-trivial weights
@@ -108,11 +108,12 @@ def test_whole_tiling_runs_the_network_once_on_the_padded_image_and_patches_on_t
         prior.tiling = "tiles"
     # a real network sees more context in one pass than in a patch: the two tilings give different ε
     real = _prior()
+    assert real.tiling == "patches"  # the default
     x = torch.randn(1, 1, 40, 28, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        whole = real.eps(x, 300)
-        real.tiling = "patches"
         tiled = real.eps(x, 300)
+        whole = real.with_tiling("whole").eps(x, 300)
+    assert real.tiling == "patches"  # with_tiling is a view
     assert not torch.allclose(whole, tiled) and bool(torch.isfinite(whole).all())
 
 
