@@ -217,7 +217,9 @@ def table(title: str, header: list[str], rows: list[list]) -> list[str]:
 
 
 def write_markdown(out: Path, results: dict) -> None:
-    lines = ["# Patch prior at native resolution", "", "Command: `python benchmarks/patch_prior.py --stage all`.", ""]
+    lines = ["# Patch prior at native resolution", "",
+             "Written by `benchmarks/patch_prior.py` from the JSON files beside this one (the runs' commands are in the "
+             "README, section \"Native resolution: the patch prior\"; logs `log_*.txt`).", ""]
     if "denoise" in results:
         lines += table("Denoiser check (held-out 1 mm slices, PSNR dB)",
                        ["t", "noisy", "best Gaussian (σ)", "Tweedie x̂0, whole", "Tweedie x̂0, patches", "gain (tiling)"],
