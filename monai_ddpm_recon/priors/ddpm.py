@@ -532,6 +532,5 @@ class DDPMPrior(DiffusionPrior):
         return copy.deepcopy(self.network)
 
 
-
 # prior_class name (stored in checkpoints) -> class; patch priors register themselves on import
 PRIOR_CLASSES: dict[str, type[DDPMPrior]] = {DDPMPrior.prior_class: DDPMPrior}

@@ -186,47 +186,47 @@ class PatchDDPMPrior(DDPMPrior):
             out[rows] = run(x_t[rows], int(t_value)).to(dtype=x_t.dtype)
         return out
 
-    def _background(self, t: int, channels: int, height: int, width: int) -> torch.Tensor:
-        """Zero signal noised to level ``t``, ``(1, channels, height, width)``: the same draw for every batch item, so
-        that an item's result does not depend on its batch."""
+    def _canvas_input(self, x: torch.Tensor, t: int, height: int, width: int, oy: int, ox: int) -> torch.Tensor:
+        """Network input ``(B, C + 2, height, width)``: ``x`` at ``(oy, ox)`` on a canvas of zero signal noised to
+        level ``t`` (the same draw for every batch item, so that an item's result does not depend on its batch), plus
+        the whole image's coordinate channels."""
+        B, C, H, W = x.shape
+        device = self.device
         a = float(self.alphas_cumprod[t])
         g = torch.Generator().manual_seed(self.tiling_seed * 1_000_003 + int(t) + 7)
-        return torch.randn((1, channels, height, width), generator=g) * math.sqrt(1 - a) + math.sqrt(a) * BACKGROUND[channels]
+        background = torch.randn((1, C, height, width), generator=g) * math.sqrt(1 - a) + math.sqrt(a) * BACKGROUND[C]
+        canvas = background.expand(B, -1, -1, -1).to(device).clone()
+        canvas[:, :, oy : oy + H, ox : ox + W] = x.to(device=device, dtype=torch.float32)
+        coords = coordinate_grid(height, width, self.coord_scale, origin=(-oy - (H - 1) / 2, -ox - (W - 1) / 2)).to(device)
+        return torch.cat([canvas, coords.expand(B, -1, -1, -1)], 1)
+
+    def _network_in_chunks(self, inp: torch.Tensor, t: int, per_call: int) -> torch.Tensor:
+        """ε of every item of ``inp``, ``per_call`` items per network call (bounds memory)."""
+        preds = []
+        for i in range(0, inp.shape[0], per_call):
+            chunk = inp[i : i + per_call]
+            preds.append(self.network(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=inp.device)).float())
+        return torch.cat(preds)
 
     def _eps_whole(self, x: torch.Tensor, t: int) -> torch.Tensor:
-        B, C, H, W = x.shape
+        H, W = x.shape[-2:]
         m = 2 ** (len(self.network_kwargs["channels"]) - 1)
         Hp, Wp = -(-H // m) * m, -(-W // m) * m
         oy, ox = (Hp - H) // 2, (Wp - W) // 2
-        device = self.device
-        canvas = self._background(t, C, Hp, Wp).expand(B, -1, -1, -1).to(device).clone()
-        canvas[:, :, oy : oy + H, ox : ox + W] = x.to(device=device, dtype=torch.float32)
-        coords = coordinate_grid(Hp, Wp, self.coord_scale, origin=(-oy - (H - 1) / 2, -ox - (W - 1) / 2)).to(device)
-        inp = torch.cat([canvas, coords.expand(B, -1, -1, -1)], 1)
+        inp = self._canvas_input(x, t, Hp, Wp, oy, ox)
         per_call = max(1, self.max_patches_per_forward * self.patch_size**2 // (Hp * Wp))  # the tiling's pixel budget
-        preds = []
-        for i in range(0, B, per_call):
-            chunk = inp[i : i + per_call]
-            preds.append(self.network(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=device)).float())
-        return torch.cat(preds)[:, :, oy : oy + H, ox : ox + W].to(x.device)
+        return self._network_in_chunks(inp, t, per_call)[:, :, oy : oy + H, ox : ox + W].to(x.device)
 
     def _eps_tiled(self, x: torch.Tensor, t: int) -> torch.Tensor:
         B, C, H, W = x.shape
         P = self.patch_size
         oy, ox = self.tiling_offset(t)
         ny, nx = -(-(H + oy) // P), -(-(W + ox) // P)
-        device = self.device
-        canvas = self._background(t, C, ny * P, nx * P).expand(B, -1, -1, -1).to(device).clone()
-        canvas[:, :, oy : oy + H, ox : ox + W] = x.to(device=device, dtype=torch.float32)
-        coords = coordinate_grid(ny * P, nx * P, self.coord_scale, origin=(-oy - (H - 1) / 2, -ox - (W - 1) / 2)).to(device)
-        inp = torch.cat([canvas, coords.expand(B, -1, -1, -1)], 1)
+        inp = self._canvas_input(x, t, ny * P, nx * P, oy, ox)
         # (B, C+2, ny*P, nx*P) -> (B*ny*nx, C+2, P, P)
         patches = inp.reshape(B, C + 2, ny, P, nx, P).permute(0, 2, 4, 1, 3, 5).reshape(B * ny * nx, C + 2, P, P)
-        preds = []
-        for i in range(0, patches.shape[0], self.max_patches_per_forward):
-            chunk = patches[i : i + self.max_patches_per_forward]
-            preds.append(self.network(chunk, torch.full((chunk.shape[0],), t, dtype=torch.long, device=device)).float())
-        pred = torch.cat(preds).reshape(B, ny, nx, C, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, C, ny * P, nx * P)
+        pred = self._network_in_chunks(patches, t, self.max_patches_per_forward)
+        pred = pred.reshape(B, ny, nx, C, P, P).permute(0, 3, 1, 4, 2, 5).reshape(B, C, ny * P, nx * P)
         return pred[:, :, oy : oy + H, ox : ox + W].to(x.device)
 
 
