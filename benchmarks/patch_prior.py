@@ -124,6 +124,11 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return torch.nn.functional.conv2d(torch.nn.functional.pad(y, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
 
 
+def row_order(r: dict) -> tuple:
+    """Table order of recon rows: more coils first, then R, then zero-filled / TV / ℓ1 / DiffPIR, then tiling."""
+    return -r["coils"], r["R"], ["zero_filled", "tv", "l1wavelet", "diffpir"].index(r["method"]), r.get("tiling") or ""
+
+
 def stage_recon(args, prior) -> dict:
     """Rows of ``args.methods`` at ``args.coils``; other rows already in ``<out>/recon.json`` are kept (so the
     prior-free baselines can run while the prior trains, or one coil setting can be added later)."""
@@ -149,8 +154,7 @@ def stage_recon(args, prior) -> dict:
                          size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None)
                 rows.append(r)
                 print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
-    order = {"zero_filled": 0, "tv": 1, "l1wavelet": 2, "diffpir": 3}
-    rows.sort(key=lambda r: (-r["coils"], r["R"], order[r["method"]]))
+    rows.sort(key=row_order)
     return {"rows": rows, "tuned": tuned}
 
 
@@ -229,9 +233,7 @@ def write_markdown(out: Path, results: dict) -> None:
     if "recon" in results:
         # the other tiling's DiffPIR rows (runs with --out <out>/tiling_<name>) go in the same table
         other = [json.loads(f.read_text()) for f in sorted(out.glob("tiling_*/recon.json"))]
-        order = {"zero_filled": 0, "tv": 1, "l1wavelet": 2, "diffpir": 3}
-        rows = sorted([*results["recon"]["rows"], *(r for o in other for r in o["rows"])],
-                      key=lambda r: (-r["coils"], r["R"], order[r["method"]], r.get("tiling") or ""))
+        rows = sorted([*results["recon"]["rows"], *(r for o in other for r in o["rows"])], key=row_order)
         lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
                        ["coils", "R", "method", "λ", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
                        [[r["coils"], r["R"], r["method"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
