@@ -57,6 +57,8 @@ def cases(tmp: Path) -> list[tuple[str, dict]]:
         ("DiffPIR lambda 0", {**diff, "diffpir_lambda": "0"}),
         ("DiffPIR zeta 2", {**diff, "diffpir_zeta": "2"}),
         ("0 CG iterations", {**diff, "cg_iterations": "0"}),
+        ("warm start beyond the prior's T", {**diff, "t_start": "5000"}),
+        ("more steps than timesteps below t_start", {**diff, "t_start": "20", "num_steps": "50"}),
         ("0 steps", {**diff, "num_steps": "0"}),
         ("num_samples 0", {**diff, "num_samples": "0"}),
         ("empty checkpoint file", {**diff, "prior_checkpoint": str(tmp / "empty.pt")}),

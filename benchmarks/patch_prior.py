@@ -57,8 +57,9 @@ def make_solver(name: str, value, prior=None, nfe: int = 50):
         return TotalVariationSolver(lam=value)
     if name == "l1wavelet":
         return L1WaveletSolver(lam=value)
-    if name == "diffpir":
-        return DiffPIRSolver(prior, lam=value, num_steps=nfe, seed=0, phase_mode="none")
+    if name == "diffpir":  # value: λ, or [λ, t_start] for a warm-started run (t_start None: from pure noise)
+        lam, t_start = value if isinstance(value, (list, tuple)) else (value, None)
+        return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start)
     raise ValueError(f"unknown method {name!r}")
 
 
@@ -126,7 +127,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 def row_order(r: dict) -> tuple:
     """Table order of recon rows: more coils first, then R, then zero-filled / TV / ℓ1 / DiffPIR, then tiling."""
-    return -r["coils"], r["R"], ["zero_filled", "tv", "l1wavelet", "diffpir"].index(r["method"]), r.get("tiling") or ""
+    return (-r["coils"], r["R"], ["zero_filled", "tv", "l1wavelet", "diffpir"].index(r["method"]), r.get("tiling") or "",
+            str(r["value"]))
 
 
 def stage_recon(args, prior) -> dict:
@@ -142,6 +144,8 @@ def stage_recon(args, prior) -> dict:
         tuned.setdefault(coils, {})
         for name in [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]:
             grid = GRIDS[name][:1] if args.quick else GRIDS[name]
+            if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
+                grid = [[lam, t] for t in args.t_start_grid for lam in grid]
             best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
             tuned[coils][name] = {"value": best, "grid": grid_rows}
             print(f"tuned {name} ({coils} coils): {best} from {grid_rows}", flush=True)
@@ -231,11 +235,12 @@ def write_markdown(out: Path, results: dict) -> None:
                          *(f"{r['tweedie_psnr_by_tiling'][k]:.2f} ({r['seconds_by_tiling'][k]:.1f} s)" for k in ("whole", "patches")),
                          f"{r['gain_db']:+.2f} ({r['tiling']})"] for t, r in results["denoise"].items()])
     if "recon" in results:
-        # the other tiling's DiffPIR rows (runs with --out <out>/tiling_<name>) go in the same table
-        other = [json.loads(f.read_text()) for f in sorted(out.glob("tiling_*/recon.json"))]
+        # the other tiling's DiffPIR rows (runs with --out <out>/tiling_<name>) and warm-started runs
+        # (--out <out>/warm_start) go in the same table
+        other = [json.loads(f.read_text()) for f in sorted([*out.glob("tiling_*/recon.json"), *out.glob("warm_*/recon.json")])]
         rows = sorted([*results["recon"]["rows"], *(r for o in other for r in o["rows"])], key=row_order)
         lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
-                       ["coils", "R", "method", "λ", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
+                       ["coils", "R", "method", "λ (or [λ, t_start])", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
                        [[r["coils"], r["R"], r["method"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
                          f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
                         for r in rows])
@@ -244,8 +249,9 @@ def write_markdown(out: Path, results: dict) -> None:
         grids = {c: {label(m, main_tiling): v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
         for o in other:
             tiling = next(r["tiling"] for r in o["rows"])
+            warm = any(isinstance(r["value"], list) for r in o["rows"])
             for c, d in o["tuned"].items():
-                grids.setdefault(c, {}).update({label(m, tiling): v["grid"] for m, v in d.items()})
+                grids.setdefault(c, {}).update({label(m, tiling) + (" warm" if warm else ""): v["grid"] for m, v in d.items()})
         lines[-1:] = ["", "Tuning grids (tuning slices, R = 8): " + json.dumps(grids), ""]
     if "timing" in results:
         lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8)", ["size", "s/slice", "peak RSS MiB", "threads"],
@@ -269,6 +275,8 @@ def main() -> None:
     ap.add_argument("--accelerations-64", type=float, nargs="+", default=[4, 8])
     ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"])
     ap.add_argument("--diffpir-grid", type=float, nargs="+", default=None, help="DiffPIR λ grid (default GRIDS)")
+    ap.add_argument("--t-start-grid", type=lambda v: None if v == "none" else int(v), nargs="+", default=None,
+                    help="DiffPIR warm-start t_start values tuned together with λ ('none': from pure noise)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)

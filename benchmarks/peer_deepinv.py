@@ -49,10 +49,12 @@ CKPT = ROOT / "bundles/ddpm_recon/models/model.pt"
 
 #: tuning grids (the value each method is run with is picked on the tuning slices)
 GRIDS = {
-    "ours_diffpir": ("lam", [0.01, 0.03, 0.1]),
+    "ours_diffpir": ("lam", [0.001, 0.003, 0.01, 0.03, 0.1]),
+    # DiffPIR warm-started at t_start from the least-squares image: λ and t_start tuned together
+    "ours_diffpir_warm": ("lam,t_start", [[lam, t] for t in (200, 300, 400) for lam in (0.0003, 0.001, 0.003, 0.01)]),
     "ours_dds": ("rho", [0.01, 0.05]),
     "ours_loss_guidance": ("guidance", [0.5, 1.0]),
-    "deepinv_diffpir": ("lambda_", [0.003, 0.01, 0.03, 0.1]),
+    "deepinv_diffpir": ("lambda_", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]),
     "deepinv_dps": ("weight", [0.3, 1.0, 3.0]),
     "tv": ("lam", [1e-4, 3e-4, 1e-3]),
 }
@@ -111,7 +113,10 @@ def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "
     if name == "tv":
         return TotalVariationSolver(lam=value)
     if name == "ours_diffpir":
-        return DiffPIRSolver(prior, lam=value, cg_iterations=30, **ours)
+        return DiffPIRSolver(prior, lam=value, cg_iterations=30, t_start=None, **ours)
+    if name == "ours_diffpir_warm":
+        lam, t_start = value
+        return DiffPIRSolver(prior, lam=lam, cg_iterations=30, t_start=t_start, **ours)
     if name == "ours_dds":
         return DecomposedDiffusionSolver(prior, rho=value, **ours)
     if name == "ours_loss_guidance":
@@ -160,9 +165,10 @@ def write_table(out: Path) -> Path:
 
 def write_figure(out: Path) -> Path | None:
     """``psnr_vs_nfe.png``: PSNR against NFE per method, one panel per (R, coils), from ``results_noiseless.csv``,
-    any ``nfe*/results_noiseless.csv`` beside it, and ``results_noiseless_new_defaults.csv`` — a re-run of presets
+    any ``nfe*/results_noiseless.csv`` beside it, ``results_noiseless_new_defaults.csv`` — a re-run of presets
     whose defaults changed, whose rows replace the older rows of the same method, R, coils and NFE, so the figure
-    shows what the presets do today."""
+    shows what the presets do today — and ``results_noiseless_regrid*.csv`` (both DiffPIRs re-tuned over wider λ grids
+    and the warm-started DiffPIR), whose rows replace the older ones in the same way."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,7 +176,8 @@ def write_figure(out: Path) -> Path | None:
 
     latest = {}
     sources = [out / "results_noiseless.csv", *sorted(out.glob("nfe*/results_noiseless.csv")),
-               out / "results_noiseless_new_defaults.csv"]
+               out / "results_noiseless_new_defaults.csv", out / "results_noiseless_regrid.csv",
+               out / "results_noiseless_regrid_nfe200.csv"]
     for path in sources:
         if path.is_file():
             with open(path) as f:

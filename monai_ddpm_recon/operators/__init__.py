@@ -7,6 +7,7 @@ from .coils import birdcage_maps, espirit_maps
 from .fft import fft2c, ifft2c
 from .fourier import MaskedFourier
 from .masks import MaskType, effective_acceleration, make_mask
+from .noise import estimate_noise_std
 from .sense import SenseOperator
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "birdcage_maps",
     "espirit_maps",
     "effective_acceleration",
+    "estimate_noise_std",
     "fft2c",
     "ifft2c",
     "make_mask",

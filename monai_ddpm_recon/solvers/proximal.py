@@ -21,6 +21,8 @@ The weight ρ_t (:class:`ProximalWeight`):
 References:
     Chung, Lee, Ye, "Decomposed Diffusion Sampler for Accelerating Large-Scale Inverse Problems", ICLR 2024.
     Zhu et al., "Denoising Diffusion Models for Plug-and-Play Image Restoration", CVPR Workshops 2023.
+    Chung, Sim, Ye, "Come-Closer-Diffuse-Faster: Accelerating Conditional Diffusion Models for Inverse Problems
+    through Stochastic Contraction", CVPR 2022 (warm start).
     Hestenes & Stiefel, "Methods of conjugate gradients for solving linear systems", 1952.
 """
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import torch
 
+from ..operators.noise import estimate_noise_std
 from ..utils.enums import StrEnum
 from ..utils.validation import check_int, check_positive
 from .diffusion import DiffusionSolver, Measurement, conjugate_gradient
@@ -35,6 +38,10 @@ from .mapping import PhaseMode
 from .samplers import DDSSampler, DiffPIRSampler, Spacing
 from .sampling import Conditioning, StepContext
 from .vp_ve import abar_at
+
+
+#: ``sigma_y`` value that estimates the noise level from the measured k-space
+SIGMA_Y_AUTO = "auto"
 
 
 class ProximalWeight(StrEnum):
@@ -72,7 +79,9 @@ class ProximalDataConsistency:
         weight: :class:`ProximalWeight`.
         rho: ρ > 0 of the ``constant`` weight.
         lam: λ > 0 of the ``diffpir`` weight.
-        sigma_y: σ_y > 0 of the ``diffpir`` weight (k-space noise std in normalised units).
+        sigma_y: σ_y > 0 of the ``diffpir`` weight (k-space noise std in normalised units), or ``"auto"``: the noise
+            std estimated from the measured k-space itself (:func:`~..operators.noise.estimate_noise_std`, divided
+            by the mapping's scale), per slice.
         cg_iterations: CG iterations per step (>= 1).
         cg_tol: relative residual at which CG stops early.
         clip_x0: clip the Tweedie estimate to [-1, 1] before the solve.
@@ -82,7 +91,7 @@ class ProximalDataConsistency:
     last step (``cg_residual_last``), so a solve that stopped short is visible in ``solver.info.extra``.
 
     Raises:
-        ValueError: ρ, λ or σ_y <= 0, fewer than 1 CG iteration, an unknown weight.
+        ValueError: ρ, λ or σ_y <= 0 (σ_y not ``"auto"``), fewer than 1 CG iteration, an unknown weight.
     """
 
     def __init__(
@@ -90,7 +99,7 @@ class ProximalDataConsistency:
         weight: ProximalWeight | str = ProximalWeight.DIFFPIR,
         rho: float = 0.05,
         lam: float = 1.0,
-        sigma_y: float = 0.01,
+        sigma_y: float | str = 0.01,
         cg_iterations: int = 5,
         cg_tol: float = 1e-5,
         clip_x0: bool = True,
@@ -100,20 +109,24 @@ class ProximalDataConsistency:
         self.space = ProximalSpace.parse(space, "space")
         self.rho = check_positive("rho", rho)
         self.lam = check_positive("lam", lam)
-        self.sigma_y = check_positive("sigma_y", sigma_y)
+        if isinstance(sigma_y, str) and sigma_y != SIGMA_Y_AUTO:
+            raise ValueError(f"sigma_y must be a number > 0 or {SIGMA_Y_AUTO!r}, got {sigma_y!r}.")
+        self.sigma_y = sigma_y if sigma_y == SIGMA_Y_AUTO else check_positive("sigma_y", sigma_y)
         self.cg_iterations = check_int("cg_iterations", cg_iterations)
         self.cg_tol = check_positive("cg_tol", cg_tol)
         self.clip_x0 = bool(clip_x0)
         self._residuals: list[float] = []
+        self._noise: torch.Tensor | None = None
 
     def describe(self) -> str:
-        w = f"rho={self.rho:g}" if self.weight == ProximalWeight.CONSTANT else f"lam={self.lam:g}, sigma_y={self.sigma_y:g}"
+        w = f"rho={self.rho:g}" if self.weight == ProximalWeight.CONSTANT else f"lam={self.lam:g}, sigma_y={self.sigma_y}"
         return f"proximal({self.weight.value}, {w}, cg_iterations={self.cg_iterations}, space={self.space.value})"
 
     def report(self) -> dict:
         r = self._residuals
         return {
             "proximal_weight": self.weight.value,
+            **({"sigma_y": self._noise.reshape(-1).cpu()} if self._noise is not None else {}),
             "cg_iterations": self.cg_iterations,
             "cg_residual_max": max(r) if r else None,
             "cg_residual_last": r[-1] if r else None,
@@ -125,10 +138,21 @@ class ProximalDataConsistency:
             return torch.full((1, 1, 1, 1), self.rho, dtype=like.dtype, device=like.device)
         a = abar_at(m.prior, t, like)
         sigma_bar = ((1 - a) / a).sqrt() * (0.5 if m.prior.channels == 1 else 1.0)  # in normalised image units
-        return self.lam * self.sigma_y**2 / sigma_bar.clamp_min(torch.finfo(like.dtype).tiny) ** 2
+        sigma_y = self.noise_level(m).to(like.dtype)
+        return self.lam * sigma_y**2 / sigma_bar.clamp_min(torch.finfo(like.dtype).tiny) ** 2
+
+    def noise_level(self, m: Measurement) -> torch.Tensor:
+        """σ_y in normalised units, ``(N|1, 1, 1, 1)`` real: the fixed value, or the estimate per slice for ``"auto"``."""
+        if self.sigma_y != SIGMA_Y_AUTO:
+            return torch.full((1, 1, 1, 1), float(self.sigma_y), dtype=torch.float64)
+        if self._noise is None:  # once per bound measurement
+            sd = estimate_noise_std(m.kspace, m.operator.mask).to(torch.float64)
+            self._noise = (sd / m.mapping.scale.reshape(-1).to(torch.float64)).reshape(-1, 1, 1, 1)
+        return self._noise
 
     def bind(self, m: Measurement) -> Conditioning:
         self._residuals = []
+        self._noise = None
         operator, mapping = m.operator, m.mapping
         y_n = m.kspace / mapping.scale.to(m.kspace.real.dtype)
         magnitude = m.prior.channels == 1
@@ -191,15 +215,17 @@ class DecomposedDiffusionSolver(DiffusionSolver):
             noisy k-space pass ``False`` (measured at 30 / 20 dB SNR: −0.18 / −2.29 dB,
             ``benchmarks/results/noise_fit.md``).
         clip_x0: clip x̂0 in the rule and the stepper.
+        t_start: warm start (:class:`~.samplers.DiffPIRSampler`): begin at this timestep from the least-squares image
+            forward-diffused to it; ``None`` (default) starts from pure noise.
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """
 
     def __init__(self, prior, rho: float = 0.05, cg_iterations: int = 5, num_steps: int = 50, eta: float = 0.85,
                  num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = True, clip_x0: bool = True, seed: int | None = 0,
-                 progress: bool = False, scale_percentile: float = 99.5) -> None:
+                 progress: bool = False, scale_percentile: float = 99.5, t_start: int | None = None) -> None:
         super().__init__(
-            prior, DDSSampler(num_steps, eta, clip_x0=clip_x0),
+            prior, DDSSampler(num_steps, eta, clip_x0=clip_x0, t_start=t_start),
             ProximalDataConsistency(ProximalWeight.CONSTANT, rho=rho, cg_iterations=cg_iterations, clip_x0=clip_x0),
             num_samples, phase_mode, final_data_consistency, seed, progress, scale_percentile,
         )
@@ -212,23 +238,27 @@ class DiffPIRSolver(DiffusionSolver):
     Args:
         prior: diffusion prior (1 or 2 channels).
         lam: λ > 0.
-        sigma_y: σ_y > 0, k-space noise std in normalised units.
+        sigma_y: σ_y > 0, k-space noise std in normalised units, or ``"auto"`` (estimated from the k-space,
+            :class:`ProximalDataConsistency`).
         zeta: ζ in [0, 1].
         cg_iterations: CG iterations per step.
         num_steps: network evaluations.
         clip_x0: clip x̂0 in the rule and the stepper.
         spacing: timestep :class:`~.samplers.Spacing` (``quadratic`` default).
         space: :class:`ProximalSpace` of the proximal problem for magnitude priors.
+        t_start: warm start (:class:`~.samplers.DiffPIRSampler`): begin at this timestep from the least-squares image
+            forward-diffused to it (Chung, Sim & Ye, CVPR 2022), so every step is spent at the noise levels where the
+            data leave the image undetermined; ``None`` starts from pure noise at ``T - 1``.
         Other arguments: see :class:`~.diffusion.DiffusionSolver`.
     """
 
-    def __init__(self, prior, lam: float = 0.01, sigma_y: float = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
+    def __init__(self, prior, lam: float = 0.01, sigma_y: float | str = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
                  num_steps: int = 50, num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = False, clip_x0: bool = True, seed: int | None = 0,
                  progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC,
-                 space: ProximalSpace | str = ProximalSpace.AUTO) -> None:
+                 space: ProximalSpace | str = ProximalSpace.AUTO, t_start: int | None = None) -> None:
         super().__init__(
-            prior, DiffPIRSampler(num_steps, zeta, clip_x0, spacing),
+            prior, DiffPIRSampler(num_steps, zeta, clip_x0, spacing, t_start),
             ProximalDataConsistency(ProximalWeight.DIFFPIR, lam=lam, sigma_y=sigma_y, cg_iterations=cg_iterations,
                                     clip_x0=clip_x0, space=space),
             num_samples, phase_mode, final_data_consistency, seed, progress, scale_percentile,

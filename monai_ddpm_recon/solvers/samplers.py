@@ -24,6 +24,7 @@ from .sampling import (
     DDIMStepper,
     DiffPIRStepper,
     Op,
+    Renoise,
     Stepper,
     ddim_timesteps,
     ddpm_timesteps,
@@ -71,21 +72,43 @@ class Sampler(Protocol):
     def final_time(self, prior: Prior) -> int: ...
 
 
-def strided_timesteps(prior: Prior, num_steps: int | None, spacing: Spacing | str = Spacing.UNIFORM) -> list[int]:
-    """``num_steps`` timesteps from ``T - 1`` to 0 spread by :class:`Spacing`, or all ``T`` for ``None`` (DDPM)."""
+def strided_timesteps(
+    prior: Prior, num_steps: int | None, spacing: Spacing | str = Spacing.UNIFORM, t_start: int | None = None
+) -> list[int]:
+    """``num_steps`` timesteps from ``t_start`` (default ``T - 1``) down to 0 spread by :class:`Spacing`, or all ``T``
+    for ``None`` (DDPM)."""
     T = prior.num_train_timesteps
-    if num_steps is not None and num_steps > T:
-        raise ValueError(f"num_steps={num_steps} exceeds the prior's num_train_timesteps={T}.")
+    top = T - 1 if t_start is None else check_t_start(t_start, T)
+    if num_steps is not None and num_steps > top + 1:
+        where = f"the prior's num_train_timesteps={T}" if t_start is None else f"t_start + 1 = {top + 1}"
+        raise ValueError(f"num_steps={num_steps} exceeds {where}.")
     if num_steps is None:
-        return ddpm_timesteps(T)
+        return ddpm_timesteps(top + 1)
     if Spacing.parse(spacing, "spacing") == Spacing.UNIFORM or num_steps < 3:
-        return ddim_timesteps(T, num_steps)
-    times = [max(0, min(T - 1, round(T - 1 - T * (i / (num_steps - 1)) ** 0.5))) for i in range(num_steps)]
-    for i in range(1, num_steps):  # keep them strictly decreasing where rounding collides at the start
-        times[i] = min(times[i], times[i - 1] - 1)
-    if times[-1] < 0:
-        raise ValueError(f"num_steps={num_steps} is too many for quadratic spacing on T={T}; use spacing='uniform'.")
+        return ddim_timesteps(top + 1, num_steps)
+    n = num_steps
+    times = [max(0, min(top, round(top - (top + 1) * (i / (n - 1)) ** 0.5))) for i in range(n)]
+    for i in range(1, n):  # strictly decreasing where rounding collides, leaving room for the steps still to come
+        times[i] = min(max(times[i], n - 1 - i), times[i - 1] - 1)
     return times
+
+
+def check_t_start(t_start, num_train_timesteps: int) -> int:
+    """Require an integer ``t_start`` in ``[0, T - 1]``."""
+    t = check_int("t_start", t_start, minimum=0)
+    if t > num_train_timesteps - 1:
+        raise ValueError(f"t_start must be an integer in [0, {num_train_timesteps - 1}] (the prior's T - 1), got {t_start!r}.")
+    return t
+
+
+def warm_start(ops: list[Op], t_start: int | None) -> list[Op]:
+    """Prepend ``Renoise(-1, t_start)``: the sampling loop then starts from an initial clean estimate forward-diffused
+    to ``t_start`` instead of from pure noise at ``T - 1`` (Come-Closer-Diffuse-Faster, Chung, Sim & Ye, CVPR 2022)."""
+    return ops if t_start is None else [Renoise(-1, int(t_start)), *ops]
+
+
+def _start(sampler) -> str:
+    return "" if sampler.t_start is None else f", t_start={sampler.t_start}"
 
 
 class DDIMSampler:
@@ -98,6 +121,9 @@ class DDIMSampler:
         clip_x0: clip x̂0 to [-1, 1] in the stepper (as MONAI's schedulers do by default).
         spacing: :class:`Spacing` of the strided timesteps (``uniform``, DDIM's, by default); ignored for
             ``num_steps=None``.
+        t_start: start the reverse process at this timestep from the solver's initial estimate forward-diffused to it
+            (:func:`warm_start`), instead of from pure noise at ``T - 1`` (``None``); the ``num_steps`` steps are
+            then spread over ``[0, t_start]``.
 
     Raises:
         ValueError: a count below 1, η outside [0, 1], an unknown resampling scheme; at :meth:`schedule`, a schedule
@@ -113,6 +139,7 @@ class DDIMSampler:
         resamplings: int = 1,
         clip_x0: bool = True,
         spacing: Spacing | str = Spacing.UNIFORM,
+        t_start: int | None = None,
     ) -> None:
         self.num_steps = None if num_steps is None else check_int("num_steps", num_steps)
         self.eta = check_unit_interval("eta", eta)
@@ -121,15 +148,16 @@ class DDIMSampler:
         self.resamplings = check_int("resamplings", resamplings)
         self.clip_x0 = bool(clip_x0)
         self.spacing = Spacing.parse(spacing, "spacing")
+        self.t_start = None if t_start is None else check_int("t_start", t_start, minimum=0)
 
     def timesteps(self, prior: Prior) -> list[int]:
         """The reverse-process timesteps (descending), before resampling."""
-        return strided_timesteps(prior, self.num_steps, self.spacing)
+        return strided_timesteps(prior, self.num_steps, self.spacing, self.t_start)
 
     def schedule(self, prior: Prior) -> list[Op]:
         times = self.timesteps(prior)
         if self.resampling == Resampling.SHORT:
-            return repaint_schedule(times, self.jump_length, self.resamplings)
+            return warm_start(repaint_schedule(times, self.jump_length, self.resamplings), self.t_start)
         if self.resampling == Resampling.LONG:
             n, j, r = len(times), self.jump_length, self.resamplings
             if (r - 1) * j > n - 1:
@@ -137,8 +165,8 @@ class DDIMSampler:
                     f"long-grained resampling with jump_length={j} and resamplings={r} needs (r-1)*j <= {n - 1} "
                     f"(the schedule has {n} steps); lower jump_length or resamplings, or raise num_steps."
                 )
-            return long_grained_schedule(times, [times[n - k * j] for k in range(r - 1, 0, -1)])
-        return repaint_schedule(times, 1, 1)
+            return warm_start(long_grained_schedule(times, [times[n - k * j] for k in range(r - 1, 0, -1)]), self.t_start)
+        return warm_start(repaint_schedule(times, 1, 1), self.t_start)
 
     def stepper(self, prior: Prior) -> DDIMStepper:
         # strided DDIM with η and all-T DDPM (η = 1 reproduces ancestral sampling) share one update rule
@@ -150,7 +178,7 @@ class DDIMSampler:
     def describe(self) -> str:
         steps = "all" if self.num_steps is None else self.num_steps
         spacing = "" if self.spacing == Spacing.UNIFORM else f", spacing={self.spacing.value}"
-        return f"DDIM(steps={steps}, eta={self.eta:g}{spacing}, resampling={self.resampling.value})"
+        return f"DDIM(steps={steps}, eta={self.eta:g}{spacing}, resampling={self.resampling.value}{_start(self)})"
 
 
 class DiffPIRSampler:
@@ -162,20 +190,24 @@ class DiffPIRSampler:
         zeta: ζ in [0, 1] (1: fresh noise only, the DiffPIR default for MRI-like problems).
         clip_x0: clip x̂0 to [-1, 1] before re-noising.
         spacing: :class:`Spacing` of the timesteps (``quadratic``, DiffPIR's default).
+        t_start: start the reverse process at this timestep from the solver's initial estimate forward-diffused to it
+            (:func:`warm_start`), instead of from pure noise at ``T - 1`` (``None``); the ``num_steps`` steps are
+            then spread over ``[0, t_start]``.
     """
 
     def __init__(self, num_steps: int = 100, zeta: float = 1.0, clip_x0: bool = True,
-                 spacing: Spacing | str = Spacing.QUADRATIC) -> None:
+                 spacing: Spacing | str = Spacing.QUADRATIC, t_start: int | None = None) -> None:
         self.num_steps = check_int("num_steps", num_steps)
         self.zeta = check_unit_interval("zeta", zeta)
         self.clip_x0 = bool(clip_x0)
         self.spacing = Spacing.parse(spacing, "spacing")
+        self.t_start = None if t_start is None else check_int("t_start", t_start, minimum=0)
 
     def timesteps(self, prior: Prior) -> list[int]:
-        return strided_timesteps(prior, self.num_steps, self.spacing)
+        return strided_timesteps(prior, self.num_steps, self.spacing, self.t_start)
 
     def schedule(self, prior: Prior) -> list[Op]:
-        return repaint_schedule(self.timesteps(prior), 1, 1)
+        return warm_start(repaint_schedule(self.timesteps(prior), 1, 1), self.t_start)
 
     def stepper(self, prior: Prior) -> DiffPIRStepper:
         return DiffPIRStepper(zeta=self.zeta, clip_x0=self.clip_x0)
@@ -184,7 +216,7 @@ class DiffPIRSampler:
         return -1
 
     def describe(self) -> str:
-        return f"DiffPIR(steps={self.num_steps}, zeta={self.zeta:g})"
+        return f"DiffPIR(steps={self.num_steps}, zeta={self.zeta:g}{_start(self)})"
 
 
 class DDSSampler(DiffPIRSampler):
@@ -202,18 +234,19 @@ class DDSSampler(DiffPIRSampler):
         eta: DDS's η in [0, 1].
         clip_x0: clip x̂0 to [-1, 1] before re-noising.
         spacing: :class:`Spacing` of the timesteps (``uniform``, as DDS).
+        t_start: see :class:`DiffPIRSampler`.
     """
 
     def __init__(self, num_steps: int = 50, eta: float = 0.85, clip_x0: bool = True,
-                 spacing: Spacing | str = Spacing.UNIFORM) -> None:
+                 spacing: Spacing | str = Spacing.UNIFORM, t_start: int | None = None) -> None:
         self.eta = check_unit_interval("eta", eta)
-        super().__init__(num_steps, self.eta**2, clip_x0, spacing)
+        super().__init__(num_steps, self.eta**2, clip_x0, spacing, t_start)
 
     def stepper(self, prior: Prior) -> DiffPIRStepper:
         return DiffPIRStepper(zeta=self.zeta, clip_x0=self.clip_x0, noise_estimate="network")
 
     def describe(self) -> str:
-        return f"DDS(steps={self.num_steps}, eta={self.eta:g})"
+        return f"DDS(steps={self.num_steps}, eta={self.eta:g}{_start(self)})"
 
 
-__all__ = ["DDIMSampler", "DDSSampler", "DiffPIRSampler", "Resampling", "Sampler", "Spacing", "strided_timesteps"]
+__all__ = ["DDIMSampler", "DDSSampler", "DiffPIRSampler", "Resampling", "Sampler", "Spacing", "check_t_start", "strided_timesteps", "warm_start"]

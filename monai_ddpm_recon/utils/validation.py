@@ -39,9 +39,12 @@ def check_shape(name: str, x: torch.Tensor, expected: Sequence[int | None]) -> t
 
 def check_positive(name: str, value: float, allow_zero: bool = False) -> float:
     """Require a finite positive (or non-negative) scalar."""
-    v = float(value)
+    bound = ">= 0" if allow_zero else "> 0"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.") from None
     if not np.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {value!r}.")
     return v
 

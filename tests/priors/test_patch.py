@@ -170,7 +170,8 @@ def test_solvers_run_on_a_non_square_grid_with_a_patch_prior():
     op = MaskedFourier(mask)
     y = op.forward(image)
     prior = _prior()
-    for solver in (DiffPIRSolver(prior, num_steps=4, seed=0), LossGuidanceSolver(prior, num_steps=4, seed=0)):
+    for solver in (DiffPIRSolver(prior, num_steps=4, seed=0), LossGuidanceSolver(prior, num_steps=4, seed=0),
+                   DiffPIRSolver(prior, num_steps=4, seed=0, t_start=200)):  # warm start: the estimate at 24 x 40
         out = solver(y, op)
         assert out.shape == (1, 1, H, W) and bool(torch.isfinite(out.abs()).all())
     whole = DDPMPrior(16, network_kwargs=SMALL)

@@ -7,6 +7,7 @@ import torch
 
 from monai_ddpm_recon.operators import MaskedFourier, SenseOperator, birdcage_maps, make_mask
 from monai_ddpm_recon.operators.fft import fft2c
+from monai_ddpm_recon.operators.noise import estimate_noise_std
 from monai_ddpm_recon.priors.base import DiffusionPrior
 from monai_ddpm_recon.solvers import (
     DDIMSampler,
@@ -157,7 +158,8 @@ def test_bad_proximal_arguments_name_the_argument():
     ]:
         with pytest.raises(ValueError, match=name):
             DecomposedDiffusionSolver(prior, **kw)
-    for kw, name in [(dict(lam=0), "lam"), (dict(lam=-2), "lam"), (dict(sigma_y=0), "sigma_y"),
+    for kw, name in [(dict(lam=0), "lam"), (dict(lam=-2), "lam"), (dict(lam="x"), "lam"),
+                     (dict(sigma_y=0), "sigma_y"),
                      (dict(zeta=1.5), "zeta"), (dict(zeta=-0.2), "zeta"), (dict(zeta="x"), "zeta")]:
         with pytest.raises(ValueError, match=name):
             DiffPIRSolver(prior, **kw)
@@ -229,3 +231,22 @@ def test_dps_moves_toward_posterior_mean_and_back_propagates():
     assert solver.info.extra["grad_nfe"] == solver.info.nfe == 50
     with pytest.raises(ValueError, match="zeta"):
         DPSSolver(p.prior, zeta=0)
+
+
+def test_auto_sigma_y_is_the_estimated_noise_in_normalised_units():
+    p = make_problem(coils=4)
+    noisy = p.kspace + 0.05 * torch.randn(p.kspace.shape, dtype=p.kspace.dtype,
+                                          generator=torch.Generator().manual_seed(0)) * p.operator.mask
+    mapping = PriorMapping.from_kspace(noisy, p.operator, 1, "none")
+    m = _measurement(p.prior, noisy, p.operator, mapping)
+    auto = ProximalDataConsistency("diffpir", lam=2.0, sigma_y="auto")
+    auto.bind(m)
+    expected = (estimate_noise_std(noisy, p.operator.mask) / mapping.scale.reshape(-1)).reshape(-1, 1, 1, 1)
+    torch.testing.assert_close(auto.noise_level(m), expected.to(torch.float64))
+    like = torch.zeros((), dtype=torch.float64)
+    fixed = ProximalDataConsistency("diffpir", lam=2.0, sigma_y=1.0)
+    torch.testing.assert_close(auto.rho_at(m, 300, like), fixed.rho_at(m, 300, like) * expected**2)
+    out = DiffPIRSolver(p.prior, num_steps=10, sigma_y="auto", phase_mode="none")(noisy, p.operator)
+    assert bool(torch.isfinite(out).all())
+    with pytest.raises(ValueError, match="sigma_y"):
+        ProximalDataConsistency(sigma_y="estimate")
