@@ -54,6 +54,7 @@ GRIDS = {
     "ours_diffpir_warm": ("lam,t_start", [[lam, t] for t in (200, 300, 400) for lam in (0.0003, 0.001, 0.003, 0.01)]),
     "ours_dds": ("rho", [0.01, 0.05]),
     "ours_loss_guidance": ("guidance", [0.5, 1.0]),
+    "ours_loss_guidance_warm": ("guidance,t_start", [[g, t] for t in (200, 400) for g in (0.5, 1.0)]),
     "deepinv_diffpir": ("lambda_", [0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1]),
     "deepinv_dps": ("weight", [0.3, 1.0, 3.0]),
     "tv": ("lam", [1e-4, 3e-4, 1e-3]),
@@ -121,6 +122,9 @@ def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "
         return DecomposedDiffusionSolver(prior, rho=value, **ours)
     if name == "ours_loss_guidance":
         return LossGuidanceSolver(prior, guidance=value, **ours)
+    if name == "ours_loss_guidance_warm":
+        guidance, t_start = value
+        return LossGuidanceSolver(prior, guidance=guidance, t_start=t_start, **ours)
     if name == "deepinv_diffpir":
         return DeepinvSolver(prior, "diffpir", nfe, seed, lambda_=value)
     if name == "deepinv_dps":
@@ -168,7 +172,8 @@ def write_figure(out: Path) -> Path | None:
     any ``nfe*/results_noiseless.csv`` beside it, ``results_noiseless_new_defaults.csv`` — a re-run of presets
     whose defaults changed, whose rows replace the older rows of the same method, R, coils and NFE, so the figure
     shows what the presets do today — and ``results_noiseless_regrid*.csv`` (both DiffPIRs re-tuned over wider λ grids
-    and the warm-started DiffPIR), whose rows replace the older ones in the same way."""
+    and the warm-started DiffPIR), whose rows replace the older ones in the same way, and the warm-started loss guidance
+    (``results_noiseless_lg_warm.csv``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +182,7 @@ def write_figure(out: Path) -> Path | None:
     latest = {}
     sources = [out / "results_noiseless.csv", *sorted(out.glob("nfe*/results_noiseless.csv")),
                out / "results_noiseless_new_defaults.csv", out / "results_noiseless_regrid.csv",
-               out / "results_noiseless_regrid_nfe200.csv"]
+               out / "results_noiseless_regrid_nfe200.csv", out / "results_noiseless_lg_warm.csv"]
     for path in sources:
         if path.is_file():
             with open(path) as f:

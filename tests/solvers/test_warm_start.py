@@ -70,3 +70,15 @@ def test_warm_started_diffpir_moves_toward_posterior_mean():
     zf_err = p.rel_error(ZeroFilledSolver()(p.kspace, p.operator))
     assert bool(torch.isfinite(out).all()) and solver.info.nfe == 20
     assert p.rel_error(out) < 0.7 * zf_err, (p.rel_error(out), zf_err)
+
+
+def test_warm_started_loss_guidance_is_its_composition():
+    from monai_ddpm_recon.solvers import LossGuidanceSolver
+    from monai_ddpm_recon.solvers.loss_guidance import LossGuidance
+
+    p = make_problem(coils=4)
+    preset = LossGuidanceSolver(p.prior, num_steps=6, phase_mode="none", seed=3, t_start=300)
+    composed = DiffusionSolver(p.prior, DDIMSampler(6, 1.0, t_start=300), LossGuidance(), phase_mode="none", seed=3,
+                               final_data_consistency=True)
+    assert torch.equal(preset(p.kspace, p.operator), composed(p.kspace, p.operator))
+    assert preset.info.nfe == 6
