@@ -15,8 +15,9 @@ The weight ρ_t (:class:`ProximalWeight`):
 - ``constant``: ``ρ_t = rho`` (DDS, Chung, Lee & Ye, ICLR 2024: ``γ = 1/ρ``, a few CG steps, DDS re-noising);
 - ``diffpir``: ``ρ_t = λ σ_y² / σ̄_t²`` (DiffPIR, Zhu et al., CVPR 2023), ``σ̄_t = sqrt(1 − ᾱ_t)/sqrt(ᾱ_t)`` the
   noise std of the iterate in the same normalised image units and ``σ_y`` the k-space noise std there: data dominate at
-  high noise, the prior at low noise. With noisy k-space ``σ_y`` should be the measured noise level (then λ ≈ 1 is the
-  Bayesian weight); for noiseless data it is a regularisation knob.
+  high noise, the prior at low noise. With noisy k-space ``σ_y`` should follow the noise level (``sigma_y="auto"``
+  estimates it per slice, so a λ tuned at one SNR carries over better: ``benchmarks/results/noise_level.md``); for
+  noiseless data it is a regularisation knob.
 
 References:
     Chung, Lee, Ye, "Decomposed Diffusion Sampler for Accelerating Large-Scale Inverse Problems", ICLR 2024.
