@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from monai_ddpm_recon.operators import SenseOperator, fft2c  # noqa: E402
 from monai_ddpm_recon.operators.noise import estimate_noise_std  # noqa: E402
 from monai_ddpm_recon.solvers import DiffPIRSolver  # noqa: E402
+from monai_ddpm_recon.solvers.mapping import PriorMapping  # noqa: E402
 from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases  # noqa: E402
 
 BUNDLE = ROOT / "bundles/ddpm_recon"
@@ -63,7 +64,7 @@ def part_estimate(snrs) -> list[dict]:
                 if snr is not None:
                     ratios.append(est / true_std(c, snr))
                 op = SenseOperator(c.maps[None], c.mask[None])
-                normalised.append(est / float(op.adjoint(c.kspace[None]).abs().flatten().quantile(0.995)))
+                normalised.append(est / float(PriorMapping.from_kspace(c.kspace[None], op, 1, "none").scale))
             row = {"data": data, "snr_db": snr, "n": len(normalised),
                    "ratio_mean": sum(ratios) / len(ratios) if ratios else None,
                    "ratio_min": min(ratios) if ratios else None, "ratio_max": max(ratios) if ratios else None,
