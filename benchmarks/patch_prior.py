@@ -7,7 +7,8 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
   (217 x 181).
 - ``recon``: 8 and 1 coils, R = 4/8/12, phase-free cases of the held-out slab at their own size: zero-filled, TV,
   ℓ1-wavelet and DiffPIR with the patch prior. TV/ℓ1-wavelet λ and DiffPIR λ are tuned on tuning slices (default
-  1 and 15) at R = 8 for each coil count over the grids in ``GRIDS``; evaluation slices are never used for tuning.
+  1 and 15) at R = 8 for each coil count over the grids in ``GRIDS`` (``--tune-per-r``: at each R separately);
+  evaluation slices are never used for tuning.
 - ``timing``: seconds per slice and peak resident memory of DiffPIR (8 coils, R = 8) at 192² and 256², each size in a
   fresh process.
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
@@ -137,25 +138,30 @@ def stage_recon(args, prior) -> dict:
     path = Path(args.out) / "recon.json"
     old = json.loads(path.read_text()) if path.is_file() else {"rows": [], "tuned": {}}
     rows = [r for r in old["rows"] if r["method"] not in args.methods or r["coils"] not in args.coils]
-    tuned = {int(c): {m: v for m, v in d.items() if m not in args.methods or int(c) not in args.coils}
+    tuned = {int(c): {m: v for m, v in d.items() if m.split(" @")[0] not in args.methods or int(c) not in args.coils}
              for c, d in old["tuned"].items()}
     for coils in args.coils:
-        tcases = cases(DATA_1MM, args.tune_slices, 8, coils)
         tuned.setdefault(coils, {})
-        for name in [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]:
-            grid = GRIDS[name][:1] if args.quick else GRIDS[name]
-            if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
-                grid = [[lam, t] for t in args.t_start_grid for lam in grid]
-            best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
-            tuned[coils][name] = {"value": best, "grid": grid_rows}
-            print(f"tuned {name} ({coils} coils): {best} from {grid_rows}", flush=True)
         for R in args.accelerations if coils > 1 else args.accelerations_1coil:
+            tune_R = R if args.tune_per_r else 8
+            if args.tune_per_r or R == (args.accelerations if coils > 1 else args.accelerations_1coil)[0]:
+                tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils)
+                for name in [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]:
+                    grid = GRIDS[name][:1] if args.quick else GRIDS[name]
+                    if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
+                        grid = [[lam, t] for t in args.t_start_grid for lam in grid]
+                    best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
+                    key = f"{name} @R{tune_R:g}" if args.tune_per_r else name
+                    tuned[coils][key] = {"value": best, "grid": grid_rows}
+                    print(f"tuned {key} ({coils} coils): {best} from {grid_rows}", flush=True)
             ecases = cases(DATA_1MM, args.eval_slices, R, coils)
             for name in [m for m in ("zero_filled", "tv", "l1wavelet", "diffpir") if m in args.methods]:
-                value = tuned[coils].get(name, {}).get("value")
+                key = f"{name} @R{tune_R:g}" if args.tune_per_r else name
+                value = tuned[coils].get(key, {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
-                         size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None)
+                         size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None,
+                         tuned_at_R=tune_R if name != "zero_filled" else None)
                 rows.append(r)
                 print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
     rows.sort(key=row_order)
@@ -252,7 +258,7 @@ def write_markdown(out: Path, results: dict) -> None:
             warm = any(isinstance(r["value"], list) for r in o["rows"])
             for c, d in o["tuned"].items():
                 grids.setdefault(c, {}).update({label(m, tiling) + (" warm" if warm else ""): v["grid"] for m, v in d.items()})
-        lines[-1:] = ["", "Tuning grids (tuning slices, R = 8): " + json.dumps(grids), ""]
+        lines[-1:] = ["", "Tuning grids (tuning slices; at R = 8 unless the key names the R, \"@R4\"): " + json.dumps(grids), ""]
     if "timing" in results:
         lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8)", ["size", "s/slice", "peak RSS MiB", "threads"],
                        [[k, f"{r['s_per_slice']:.1f}", f"{r['peak_rss_mib']:.0f}", r["threads"]] for k, r in results["timing"].items()])
@@ -275,8 +281,12 @@ def main() -> None:
     ap.add_argument("--accelerations-64", type=float, nargs="+", default=[4, 8])
     ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"])
     ap.add_argument("--diffpir-grid", type=float, nargs="+", default=None, help="DiffPIR λ grid (default GRIDS)")
+    ap.add_argument("--tv-grid", type=float, nargs="+", default=None, help="TV λ grid (default GRIDS)")
+    ap.add_argument("--l1wavelet-grid", type=float, nargs="+", default=None, help="ℓ1-wavelet λ grid (default GRIDS)")
     ap.add_argument("--t-start-grid", type=lambda v: None if v == "none" else int(v), nargs="+", default=None,
                     help="DiffPIR warm-start t_start values tuned together with λ ('none': from pure noise)")
+    ap.add_argument("--tune-per-r", action="store_true",
+                    help="tune every method's λ at each acceleration (default: once, at R = 8, for all R)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
@@ -289,8 +299,9 @@ def main() -> None:
     if args.time_one is not None:
         return time_one(args.time_one, args.nfe, args.checkpoint, args.threads, args.tiling)
     torch.set_num_threads(args.threads)
-    if args.diffpir_grid:
-        GRIDS["diffpir"] = list(args.diffpir_grid)
+    for name in GRIDS:
+        if getattr(args, f"{name}_grid"):
+            GRIDS[name] = list(getattr(args, f"{name}_grid"))
     if args.quick:
         args.nfe, args.eval_slices, args.tune_slices, args.coils, args.accelerations = 4, [0], [1], [8], [8]
         args.accelerations_1coil = [8]
