@@ -144,20 +144,20 @@ def stage_recon(args, prior) -> dict:
         tuned.setdefault(coils, {})
         for R in args.accelerations if coils > 1 else args.accelerations_1coil:
             tune_R = R if args.tune_per_r else 8
-            if args.tune_per_r or R == (args.accelerations if coils > 1 else args.accelerations_1coil)[0]:
+            key = (lambda name: f"{name} @R{tune_R:g}") if args.tune_per_r else (lambda name: name)
+            names = [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]
+            if not all(key(n) in tuned[coils] for n in names):  # once per tuning R (without --tune-per-r: once)
                 tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils)
-                for name in [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]:
+                for name in names:
                     grid = GRIDS[name][:1] if args.quick else GRIDS[name]
                     if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
                         grid = [[lam, t] for t in args.t_start_grid for lam in grid]
                     best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
-                    key = f"{name} @R{tune_R:g}" if args.tune_per_r else name
-                    tuned[coils][key] = {"value": best, "grid": grid_rows}
-                    print(f"tuned {key} ({coils} coils): {best} from {grid_rows}", flush=True)
+                    tuned[coils][key(name)] = {"value": best, "grid": grid_rows}
+                    print(f"tuned {key(name)} ({coils} coils): {best} from {grid_rows}", flush=True)
             ecases = cases(DATA_1MM, args.eval_slices, R, coils)
             for name in [m for m in ("zero_filled", "tv", "l1wavelet", "diffpir") if m in args.methods]:
-                key = f"{name} @R{tune_R:g}" if args.tune_per_r else name
-                value = tuned[coils].get(key, {}).get("value")
+                value = tuned[coils].get(key(name), {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
                          size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None,
@@ -251,7 +251,7 @@ def write_markdown(out: Path, results: dict) -> None:
                          f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
                         for r in rows])
         main_tiling = next((r["tiling"] for r in results["recon"]["rows"] if r.get("tiling")), None)
-        label = lambda m, t: f"{m} ({t})" if m == "diffpir" and t else m  # noqa: E731
+        label = lambda m, t: f"{m} ({t})" if m.split(" @")[0] == "diffpir" and t else m  # noqa: E731
         grids = {c: {label(m, main_tiling): v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
         for o in other:
             tiling = next(r["tiling"] for r in o["rows"])
