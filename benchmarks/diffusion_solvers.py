@@ -56,6 +56,7 @@ from monai_ddpm_recon.operators.masks import effective_acceleration  # noqa: E40
 from monai_ddpm_recon.solvers.baselines import ZeroFilledSolver  # noqa: E402
 from monai_ddpm_recon.solvers.diffusion import GuidanceDivergedError  # noqa: E402
 from monai_ddpm_recon.solvers.frequency_replacement import FrequencyReplacementSolver  # noqa: E402
+from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
 from monai_ddpm_recon.solvers.loss_guidance import LossGuidanceSolver  # noqa: E402
 from monai_ddpm_recon.workflows import Case, CaseSpec, load_cases, load_prior, run_evaluator, stack_cases  # noqa: E402
 
@@ -85,8 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="guidance factors of the sweep (default: H·W × 1/32, 1/16, 1/8, 1/4, 1/2); empty list: no sweep")
     p.add_argument("--long-jump", type=int, default=None, help="j of lg_long (default num_steps // 10)")
     p.add_argument("--long-resamplings", type=int, default=3, help="r of lg_long (passes of the reverse process)")
-    p.add_argument("--scale-percentile", type=float, default=99.5,
-                   help="percentile of |zero-filled| mapped to the prior's +1 (see DiffusionSolver)")
+    p.add_argument("--scale-percentile", type=float, default=SCALE_PERCENTILE,
+                   help="percentile of |zero-filled| mapped to the prior's +1 (see DiffusionSolver; results before "
+                        "2026-12-06 used 99.5)")
     p.add_argument("--num-samples", type=int, default=1, help="posterior samples K averaged per slice")
     p.add_argument("--methods", nargs="+", default=DEFAULT_METHODS, choices=ALL_METHODS)
     p.add_argument("--tv-grid", type=float, nargs="+", default=[1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2])

@@ -14,6 +14,10 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
   slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
 - ``samples``: unconditional DDIM samples of the patch prior at 217 x 181 (a PNG).
+- ``scale``: the diffusion solvers' intensity scale. DiffPIR (λ 3e-4) on the tuning slices, 8 coils, R = 4 and 8, with
+  the scale at the 99.5th percentile of ``|Aᴴ y|`` (the default before 2026-12-06) and at its maximum (the default
+  since, ``SCALE_PERCENTILE``), each with x̂0 clipped to [-1, 1] (default) and unclipped; and how the zero-filled
+  image's 99.5th percentile and maximum compare with the true maximum.
 
 Usage::
 
@@ -41,7 +45,8 @@ sys.path.insert(0, str(ROOT))
 from monai_ddpm_recon.metrics import psnr  # noqa: E402
 from monai_ddpm_recon.priors import Tiling  # noqa: E402
 from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
-from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases  # noqa: E402
+from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
+from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases, stack_cases  # noqa: E402
 
 BUNDLE = ROOT / "bundles/ddpm_recon"
 DATA_1MM = BUNDLE / "data/colin27_heldout_axial_1mm.npy"
@@ -224,6 +229,28 @@ def stage_samples(args, prior) -> dict:
     return {"path": str(path.relative_to(ROOT)) if path.is_absolute() else str(path), "seconds": time.perf_counter() - t0}
 
 
+def stage_scale(args, prior) -> dict:
+    """DiffPIR on the tuning slices at two intensity-scale percentiles, x̂0 clipped or not; zero-filled peak ratios."""
+    out = {"lam": 3e-4, "rows": [], "ratios": {}}
+    for R in [4, 8][:1 if args.quick else 2]:
+        tcases = cases(DATA_1MM, args.tune_slices, R, 8)
+        ratios = []
+        for c in tcases:
+            kspace, op = stack_cases([c], torch.device("cpu"))
+            zf, peak = op.adjoint(kspace).abs().flatten(), float(c.target.abs().max())
+            ratios.append([float(torch.quantile(zf, 0.995)) / peak, float(zf.max()) / peak])
+        out["ratios"][f"R{R}"] = {"p99.5_over_true_max": float(np.mean([r[0] for r in ratios])),
+                                  "max_over_true_max": float(np.mean([r[1] for r in ratios]))}
+        for pct in (99.5, SCALE_PERCENTILE):
+            for clip in (True, False):
+                solver = DiffPIRSolver(prior, lam=out["lam"], num_steps=args.nfe, seed=0, phase_mode="none",
+                                       scale_percentile=pct, clip_x0=clip)
+                r = score(solver, tcases)
+                out["rows"].append({"R": R, "percentile": pct, "clip_x0": clip, "psnr": r["psnr"], "ssim": r["ssim"]})
+                print(f"scale R {R} p {pct} clip {clip}: {r['psnr']:.2f} dB / {r['ssim']:.3f}", flush=True)
+    return out
+
+
 def table(title: str, header: list[str], rows: list[list]) -> list[str]:
     """A markdown section: title, header, rows, blank line."""
     return [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
@@ -266,12 +293,21 @@ def write_markdown(out: Path, results: dict) -> None:
         lines += table("64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", ["prior", "λ", "R", "PSNR", "SSIM"],
                        [[label, d["lam"], k[1:], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
+    if "scale" in results:
+        sc = results["scale"]
+        lines += table(f"Intensity scale (DiffPIR λ {sc['lam']:g}, 8 coils, tuning slices)",
+                       ["R", "scale percentile of abs(Aᴴy)", "x̂0 clipped", "PSNR", "SSIM"],
+                       [[r["R"], r["percentile"], "yes" if r["clip_x0"] else "no", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+                        for r in sc["rows"]])
+        lines[-1:] = ["", "Zero-filled peaks / true maximum: " + ", ".join(
+            f"{k}: 99.5th percentile {v['p99.5_over_true_max']:.3f}, maximum {v['max_over_true_max']:.3f}"
+            for k, v in sc["ratios"].items()), ""]
     (out / "results.md").write_text("\n".join(lines))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", default="all", choices=["all", "denoise", "recon", "timing", "compare64", "samples"])
+    ap.add_argument("--stage", default="all", choices=["all", "denoise", "recon", "timing", "compare64", "samples", "scale"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/patch_prior"))
     ap.add_argument("--checkpoint", default=str(PATCH_CKPT))
     ap.add_argument("--nfe", type=int, default=50)
@@ -315,7 +351,7 @@ def main() -> None:
     for f in out.glob("*.json"):
         results[f.stem] = json.loads(f.read_text())
     fns = {"denoise": stage_denoise, "recon": stage_recon, "timing": stage_timing, "compare64": stage_compare64,
-           "samples": stage_samples}
+           "samples": stage_samples, "scale": stage_scale}
     for st in stages:
         t0 = time.perf_counter()
         results[st] = fns[st](args, prior)

@@ -14,9 +14,12 @@ Intensity scale rule (:func:`intensity_scale`, per batch item :func:`intensity_s
 
 - training slices: ``ref`` = the slice itself, ``p = 100`` (``s`` = its maximum, images in ``[0, 1]``;
   :func:`normalise_max`);
-- inference transforms (:class:`~monai_ddpm_recon.transforms.NormalizeIntensityRanged`) and the diffusion solvers
-  (:class:`~monai_ddpm_recon.solvers.mapping.PriorMapping`, ``scale_percentile``): ``ref`` = the zero-filled
-  magnitude ``|Aᴴ y|``, ``p = 99.5``, so a single hot pixel does not set the scale;
+- the diffusion solvers (:class:`~monai_ddpm_recon.solvers.mapping.PriorMapping`, ``scale_percentile``): ``ref`` =
+  the zero-filled magnitude ``|Aᴴ y|``, ``p = 100`` (:data:`~monai_ddpm_recon.solvers.mapping.SCALE_PERCENTILE`: the
+  maximum, as in training; undersampling lowers the peaks of ``|Aᴴ y|``, and a lower ``p`` put bright tissue above
+  the prior's +1, where x̂0 is clipped);
+- the inference transform :class:`~monai_ddpm_recon.transforms.NormalizeIntensityRanged` (for display and user
+  pipelines, not used by the solvers): ``ref = |Aᴴ y|``, ``p = 99.5``, so a single hot pixel does not set the scale;
 - compressed-sensing baselines (:func:`~monai_ddpm_recon.solvers.baselines.kspace_scale`): ``ref = |Aᴴ y|``,
   ``p = 99``, so ``λ`` does not depend on the data's units.
 """

@@ -9,7 +9,7 @@ from .cs import L1WaveletSolver, TotalVariationSolver
 from .diffusion import ConditioningRule, DiffusionSolver, GuidanceDivergedError
 from .frequency_replacement import CoilRule, FrequencyReplacement, FrequencyReplacementSolver, NoiseSpace
 from .loss_guidance import DPSSolver, GuidanceGradient, LossGuidance, LossGuidanceSolver, PosteriorSampling, StepRule
-from .mapping import PhaseMode, PriorMapping
+from .mapping import SCALE_PERCENTILE, PhaseMode, PriorMapping
 from .proximal import DecomposedDiffusionSolver, DiffPIRSolver, ProximalDataConsistency, ProximalSpace, ProximalWeight
 from .samplers import DDIMSampler, DDSSampler, DiffPIRSampler, Resampling, Sampler
 from .sampling import NonFiniteIterateError, sample_loop
@@ -57,6 +57,7 @@ __all__ = [
     "ReconInfo",
     "Resampling",
     "SBIMSampler",
+    "SCALE_PERCENTILE",
     "SBIMSolver",
     "Sampler",
     "ScoreDataTerm",

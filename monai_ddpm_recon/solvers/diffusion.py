@@ -28,7 +28,7 @@ from ..priors.base import Prior, prior_supports_size
 from ..utils.validation import check_int
 from .base import ReconInfo
 from .baselines import check_kspace
-from .mapping import PhaseMode, PriorMapping
+from .mapping import SCALE_PERCENTILE, PhaseMode, PriorMapping
 from .samplers import DDIMSampler, Resampling, Sampler
 from .sampling import Conditioning, NonFiniteIterateError, Op, Renoise, Stepper, count_denoise, sample_loop
 
@@ -259,7 +259,8 @@ class DiffusionSolver:
         seed: seed of the ``torch.Generator`` that draws all noise (``None``: a fresh random seed each call).
         progress: show a progress bar.
         scale_percentile: percentile of the zero-filled magnitude that maps to the prior's +1
-            (:meth:`~.mapping.PriorMapping.from_kspace`).
+            (:meth:`~.mapping.PriorMapping.from_kspace`; default :data:`~.mapping.SCALE_PERCENTILE`, the maximum: a
+            lower one maps bright tissue above +1, where x̂0 is clipped).
 
     After each call ``self.info`` is a :class:`~.base.ReconInfo` with ``nfe`` (network evaluations, each on the whole
     ``B·K`` batch), ``iterations`` (schedule operations), ``wall_time_s``, ``std`` and ``extra`` (``scale``, ``seed``,
@@ -277,7 +278,7 @@ class DiffusionSolver:
         final_data_consistency: bool = False,
         seed: int | None = 0,
         progress: bool = False,
-        scale_percentile: float = 99.5,
+        scale_percentile: float = SCALE_PERCENTILE,
     ) -> None:
         check_prior(prior)
         self.prior = prior

@@ -49,7 +49,7 @@ from ..priors.base import Prior
 from ..utils.enums import StrEnum
 from ..utils.validation import check_int
 from .diffusion import DiffusionSolver, Measurement, least_squares_correction
-from .mapping import PhaseMode, PriorMapping
+from .mapping import SCALE_PERCENTILE, PhaseMode, PriorMapping
 from .samplers import DDIMSampler, Resampling
 from .sampling import Conditioning, StepContext, draw_noise
 from .vp_ve import abar_at
@@ -209,7 +209,7 @@ class FrequencyReplacementSolver(DiffusionSolver):
         clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,
-        scale_percentile: float = 99.5,
+        scale_percentile: float = SCALE_PERCENTILE,
     ) -> None:
         super().__init__(
             prior, DDIMSampler(num_steps, eta, resampling, jump_length, resamplings, clip_x0),

@@ -41,7 +41,7 @@ from ..operators.base import LinearOperator
 from ..utils.enums import StrEnum
 from ..utils.validation import check_positive
 from .diffusion import DiffusionSolver, GuidanceDivergedError, Measurement, sampled_count
-from .mapping import PhaseMode, PriorMapping
+from .mapping import SCALE_PERCENTILE, PhaseMode, PriorMapping
 from .samplers import DDIMSampler, Resampling
 from .sampling import Conditioning, StepContext
 from .vp_ve import abar_at
@@ -248,7 +248,7 @@ class LossGuidanceSolver(DiffusionSolver):
         clip_x0: bool = True,
         seed: int | None = 0,
         progress: bool = False,
-        scale_percentile: float = 99.5,
+        scale_percentile: float = SCALE_PERCENTILE,
         step_rule: StepRule | str = StepRule.COVERAGE,
         t_start: int | None = None,
     ) -> None:
@@ -280,7 +280,7 @@ class DPSSolver(DiffusionSolver):
     def __init__(self, prior, zeta: float = 1.0, num_steps: int | None = 100, eta: float = 1.0, num_samples: int = 1,
                  phase_mode: PhaseMode | str = PhaseMode.SMOOTH, final_data_consistency: bool = False,
                  clip_x0: bool = True, seed: int | None = 0, progress: bool = False,
-                 scale_percentile: float = 99.5) -> None:
+                 scale_percentile: float = SCALE_PERCENTILE) -> None:
         super().__init__(prior, DDIMSampler(num_steps, eta, clip_x0=clip_x0), PosteriorSampling(zeta), num_samples,
                          phase_mode, final_data_consistency, seed, progress, scale_percentile)
 

@@ -3,8 +3,8 @@
 A prior models real images in [-1, 1]: either the magnitude (1 channel) or real/imaginary parts (2 channels). MRI images
 are complex with a physical scale. :class:`PriorMapping` holds, per batch item,
 
-- ``scale`` (real ``(B, 1, 1, 1)``): the physical magnitude that maps to +1, a robust maximum (percentile) of the
-  zero-filled image ``Aᴴ y`` magnitude;
+- ``scale`` (real ``(B, 1, 1, 1)``): the physical magnitude that maps to +1, the maximum (by default,
+  :data:`SCALE_PERCENTILE`) of the zero-filled image ``Aᴴ y`` magnitude;
 - ``phase`` (complex unit ``(B, 1, H, W)``, 1-channel priors only): a smooth phase estimated from the fully sampled
   calibration region (low-resolution image of the Hann-windowed centre of k-space, combined with ``Aᴴ``), the usual
   smooth-phase model of MRI (e.g. partial-Fourier homodyne and phase-constrained reconstructions).
@@ -23,6 +23,16 @@ from ..data.slices import intensity_scales
 from ..operators.base import LinearOperator
 from ..operators.fft import fft2c, ifft2c
 from ..utils.enums import StrEnum
+
+
+#: Percentile of ``|Aᴴ y|`` that maps to the prior's +1: the maximum, as in training (every training slice is divided
+#: by its own maximum). Undersampling lowers the peaks of ``|Aᴴ y|`` (on the held-out 1 mm slab its 99.5th percentile
+#: is 0.70 of the true maximum at R = 4 and 8 with 8 coils, its maximum 0.85), so a lower percentile maps the
+#: brightest tissue above +1, where the samplers clip x̂0 and throw the measured data away: DiffPIR with the patch prior
+#: lost 7.4 dB at R = 4 and 2.7 dB at R = 8 (8 coils, tuning slices) with the 99.5th percentile used before
+#: (``benchmarks/patch_prior.py --stage scale``, ``benchmarks/results/patch_prior/results.md``). A scale set too
+#: high only dims the image (a hot pixel does that).
+SCALE_PERCENTILE = 100.0
 
 
 class PhaseMode(StrEnum):
@@ -100,7 +110,7 @@ class PriorMapping:
         operator: LinearOperator,
         channels: int = 1,
         phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
-        percentile: float = 99.5,
+        percentile: float = SCALE_PERCENTILE,
     ) -> PriorMapping:
         """Estimate scale (the intensity scale rule on ``|Aᴴ y|``, :func:`~monai_ddpm_recon.data.slices.intensity_scales`) and, for magnitude priors, a smooth phase from the calibration region."""
         phase_mode = PhaseMode.parse(phase_mode, "phase_mode")
@@ -133,4 +143,4 @@ class PriorMapping:
         return torch.cat([image.real, image.imag], dim=1) / self.scale
 
 
-__all__ = ["PhaseMode", "PriorMapping", "calibration_window", "fft2c", "ifft2c"]
+__all__ = ["SCALE_PERCENTILE", "PhaseMode", "PriorMapping", "calibration_window", "fft2c", "ifft2c"]

@@ -35,7 +35,7 @@ from ..operators.noise import estimate_noise_std
 from ..utils.enums import StrEnum
 from ..utils.validation import check_int, check_positive
 from .diffusion import DiffusionSolver, Measurement, conjugate_gradient
-from .mapping import PhaseMode
+from .mapping import SCALE_PERCENTILE, PhaseMode
 from .samplers import DDSSampler, DiffPIRSampler, Spacing
 from .sampling import Conditioning, StepContext
 from .vp_ve import abar_at
@@ -224,7 +224,7 @@ class DecomposedDiffusionSolver(DiffusionSolver):
     def __init__(self, prior, rho: float = 0.05, cg_iterations: int = 5, num_steps: int = 50, eta: float = 0.85,
                  num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = True, clip_x0: bool = True, seed: int | None = 0,
-                 progress: bool = False, scale_percentile: float = 99.5, t_start: int | None = None) -> None:
+                 progress: bool = False, scale_percentile: float = SCALE_PERCENTILE, t_start: int | None = None) -> None:
         super().__init__(
             prior, DDSSampler(num_steps, eta, clip_x0=clip_x0, t_start=t_start),
             ProximalDataConsistency(ProximalWeight.CONSTANT, rho=rho, cg_iterations=cg_iterations, clip_x0=clip_x0),
@@ -256,7 +256,7 @@ class DiffPIRSolver(DiffusionSolver):
     def __init__(self, prior, lam: float = 0.01, sigma_y: float | str = 0.01, zeta: float = 1.0, cg_iterations: int = 30,
                  num_steps: int = 50, num_samples: int = 1, phase_mode: PhaseMode | str = PhaseMode.SMOOTH,
                  final_data_consistency: bool = False, clip_x0: bool = True, seed: int | None = 0,
-                 progress: bool = False, scale_percentile: float = 99.5, spacing: Spacing | str = Spacing.QUADRATIC,
+                 progress: bool = False, scale_percentile: float = SCALE_PERCENTILE, spacing: Spacing | str = Spacing.QUADRATIC,
                  space: ProximalSpace | str = ProximalSpace.AUTO, t_start: int | None = None) -> None:
         super().__init__(
             prior, DiffPIRSampler(num_steps, zeta, clip_x0, spacing, t_start),

@@ -101,9 +101,9 @@ def test_kspace_scale_is_99th_percentile_and_equivariant():
 
 
 def test_solver_scales_follow_the_one_rule():
-    """CS baselines (p 99) and the diffusion solvers' mapping (p 99.5) both use ``intensity_scale`` of ``|Aᴴ y|``."""
+    """CS baselines (p 99) and the diffusion solvers' mapping (p 100) both use ``intensity_scale`` of ``|Aᴴ y|``."""
     from monai_ddpm_recon.data.slices import intensity_scale
-    from monai_ddpm_recon.solvers.mapping import PriorMapping
+    from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE, PriorMapping
 
     x, y, op = sense_problem()
     y2 = torch.cat([y, 0.3 * y.flip(-1)])
@@ -111,7 +111,8 @@ def test_solver_scales_follow_the_one_rule():
     zf = op2.adjoint(y2)
     assert kspace_scale(y2, op2).tolist() == [float(torch.tensor(intensity_scale(z, 99.0), dtype=torch.float32)) for z in zf]
     mapped = PriorMapping.from_kspace(y2, op2, 1, "none").scale.flatten().tolist()
-    assert mapped == [float(torch.tensor(intensity_scale(z, 99.5), dtype=torch.float32)) for z in zf]
+    assert SCALE_PERCENTILE == 100.0
+    assert mapped == [float(torch.tensor(intensity_scale(z, SCALE_PERCENTILE), dtype=torch.float32)) for z in zf]
     empty = torch.zeros_like(y2)
     assert kspace_scale(empty, op2).tolist() == [1.0, 1.0]
     with pytest.raises(ValueError, match="scale"):

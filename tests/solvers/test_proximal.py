@@ -250,3 +250,18 @@ def test_auto_sigma_y_is_the_estimated_noise_in_normalised_units():
     assert bool(torch.isfinite(out).all())
     with pytest.raises(ValueError, match="sigma_y"):
         ProximalDataConsistency(sigma_y="estimate")
+
+
+def test_default_scale_keeps_bright_pixels_that_the_data_measure():
+    """A fully sampled image whose brightest 0.3 % lie far above its 99.5th percentile comes back whole: the default
+    intensity scale (the maximum of ``|Aᴴ y|``) keeps them inside the prior's [-1, 1], where x̂0 is clipped. With the
+    99.5th percentile (the default before 2026-12-06) the clip cut them to that percentile."""
+    image = torch.full((1, 1, *SIZE), 0.3, dtype=torch.complex128)
+    image[..., 5, 7] = image[..., 20, 11] = image[..., 16, 25] = 1.0  # 3 of 1024 pixels
+    op = MaskedFourier(torch.ones(1, 1, 1, SIZE[1], dtype=torch.float64), SIZE)
+    kspace = op.forward(image)
+    kw = dict(lam=1e-4, num_steps=5, phase_mode="none", seed=0)
+    rec = DiffPIRSolver(gaussian_prior(), **kw)(kspace, op)
+    assert float((rec.abs() - image.abs()).abs().max()) < 0.01
+    clipped = DiffPIRSolver(gaussian_prior(), scale_percentile=99.5, **kw)(kspace, op)
+    assert float(clipped.abs().max()) < 0.35
