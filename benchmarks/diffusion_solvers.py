@@ -56,8 +56,8 @@ from monai_ddpm_recon.operators.masks import effective_acceleration  # noqa: E40
 from monai_ddpm_recon.solvers.baselines import ZeroFilledSolver  # noqa: E402
 from monai_ddpm_recon.solvers.diffusion import GuidanceDivergedError  # noqa: E402
 from monai_ddpm_recon.solvers.frequency_replacement import FrequencyReplacementSolver  # noqa: E402
-from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
 from monai_ddpm_recon.solvers.loss_guidance import LossGuidanceSolver  # noqa: E402
+from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
 from monai_ddpm_recon.workflows import Case, CaseSpec, load_cases, load_prior, run_evaluator, stack_cases  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
