@@ -17,7 +17,8 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
 - ``scale``: the diffusion solvers' intensity scale. DiffPIR (λ 3e-4) on the tuning slices, 8 coils, R = 4 and 8, with
   the scale at the 99.5th percentile of ``|Aᴴ y|`` (the default before 2026-12-06) and at its maximum (the default
   since, ``SCALE_PERCENTILE``), each with x̂0 clipped to [-1, 1] (default) and unclipped; and how the zero-filled
-  image's 99.5th percentile and maximum compare with the true maximum.
+  image's 99.5th percentile and maximum compare with the true maximum. ``--snr-db`` adds k-space noise (a noisy
+  |Aᴴ y| has a higher maximum); DiffPIR then uses σ_y ``"auto"`` and λ 0.1 (``noise_level.py``'s tuned value at 20 dB).
 
 Usage::
 
@@ -69,9 +70,9 @@ def make_solver(name: str, value, prior=None, nfe: int = 50):
     raise ValueError(f"unknown method {name!r}")
 
 
-def cases(data: Path, slices, R: float, coils: int, image_size=None):
+def cases(data: Path, slices, R: float, coils: int, image_size=None, snr_db=None):
     spec = CaseSpec(example_data=str(data), slices=list(slices), num_coils=coils, acceleration=R, smooth_phase=False,
-                    image_size=image_size)
+                    image_size=image_size, snr_db=snr_db)
     return load_cases(spec, seed=0)
 
 
@@ -231,9 +232,11 @@ def stage_samples(args, prior) -> dict:
 
 def stage_scale(args, prior) -> dict:
     """DiffPIR on the tuning slices at two intensity-scale percentiles, x̂0 clipped or not; zero-filled peak ratios."""
-    out = {"lam": 3e-4, "rows": [], "ratios": {}}
+    # with noise: σ_y estimated per slice and λ 0.1, the values benchmarks/noise_level.py tuned at 20 dB
+    noisy = args.snr_db is not None
+    out = {"lam": 0.1 if noisy else 3e-4, "sigma_y": "auto" if noisy else 0.01, "rows": [], "ratios": {}, "snr_db": args.snr_db}
     for R in [4, 8][:1 if args.quick else 2]:
-        tcases = cases(DATA_1MM, args.tune_slices, R, 8)
+        tcases = cases(DATA_1MM, args.tune_slices, R, 8, snr_db=args.snr_db)
         ratios = []
         for c in tcases:
             kspace, op = stack_cases([c], torch.device("cpu"))
@@ -243,8 +246,8 @@ def stage_scale(args, prior) -> dict:
                                   "max_over_true_max": float(np.mean([r[1] for r in ratios]))}
         for pct in (99.5, SCALE_PERCENTILE):
             for clip in (True, False):
-                solver = DiffPIRSolver(prior, lam=out["lam"], num_steps=args.nfe, seed=0, phase_mode="none",
-                                       scale_percentile=pct, clip_x0=clip)
+                solver = DiffPIRSolver(prior, lam=out["lam"], sigma_y=out["sigma_y"], num_steps=args.nfe, seed=0,
+                                       phase_mode="none", scale_percentile=pct, clip_x0=clip)
                 r = score(solver, tcases)
                 out["rows"].append({"R": R, "percentile": pct, "clip_x0": clip, "psnr": r["psnr"], "ssim": r["ssim"]})
                 print(f"scale R {R} p {pct} clip {clip}: {r['psnr']:.2f} dB / {r['ssim']:.3f}", flush=True)
@@ -295,7 +298,8 @@ def write_markdown(out: Path, results: dict) -> None:
                         for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
     if "scale" in results:
         sc = results["scale"]
-        lines += table(f"Intensity scale (DiffPIR λ {sc['lam']:g}, 8 coils, tuning slices)",
+        noise = f", k-space SNR {sc['snr_db']:g} dB, σ_y auto" if sc.get("snr_db") is not None else ", noiseless"
+        lines += table(f"Intensity scale (DiffPIR λ {sc['lam']:g}, 8 coils, tuning slices{noise})",
                        ["R", "scale percentile of abs(Aᴴy)", "x̂0 clipped", "PSNR", "SSIM"],
                        [[r["R"], r["percentile"], "yes" if r["clip_x0"] else "no", f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for r in sc["rows"]])
@@ -323,6 +327,8 @@ def main() -> None:
                     help="DiffPIR warm-start t_start values tuned together with λ ('none': from pure noise)")
     ap.add_argument("--tune-per-r", action="store_true",
                     help="tune every method's λ at each acceleration (default: once, at R = 8, for all R)")
+    ap.add_argument("--snr-db", type=float, default=None,
+                    help="k-space SNR of added noise in the scale stage (default: noiseless)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
