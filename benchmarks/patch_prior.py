@@ -13,6 +13,11 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
   fresh process.
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
   slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
+
+``compare64`` and ``sizes`` also run ``--compare-checkpoint`` (another patch prior, e.g. an earlier shipped one from git
+history) beside ``--checkpoint``, each row labelled with the first 8 hex digits of its checkpoint's sha256.
+- ``sizes``: the same slab resampled to coarser square matrices (``--sizes``, default 128² and 96², i.e. 1.7 and 2.3 mm
+  pixels), 8 coils, R = 4 and 8: DiffPIR with the patch prior, λ tuned at each size and R on the tuning slices.
 - ``samples``: unconditional DDIM samples of the patch prior at 217 x 181 (a PNG).
 - ``scale``: the diffusion solvers' intensity scale. DiffPIR (λ 3e-4) on the tuning slices, 8 coils, R = 4 and 8, with
   the scale at the 99.5th percentile of ``|Aᴴ y|`` (the default before 2026-12-06) and at its maximum (the default
@@ -46,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from monai_ddpm_recon.data.slices import intensity_scales  # noqa: E402
 from monai_ddpm_recon.metrics import psnr  # noqa: E402
 from monai_ddpm_recon.priors import Tiling  # noqa: E402
+from monai_ddpm_recon.priors.ddpm import sha256_file  # noqa: E402
 from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
 from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
 from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases, stack_cases  # noqa: E402
@@ -208,10 +214,20 @@ def time_one(size: int, nfe: int, checkpoint: str, threads: int, tiling: str) ->
     print(json.dumps({"s_per_slice": r["s_per_slice"], "peak_rss_mib": rss, "threads": threads, "psnr": r["psnr"]}))
 
 
+def patch_priors(args, prior) -> dict:
+    """``{label: prior}``: the patch prior of ``--checkpoint`` and, with ``--compare-checkpoint``, that one too."""
+    out = {f"patch {sha256_file(args.checkpoint)[:8]}": prior}
+    if args.compare_checkpoint:
+        other = load_prior(args.compare_checkpoint, torch.device("cpu"), expected_sha256=args.compare_sha256)
+        other.tiling = prior.tiling
+        out[f"patch {sha256_file(args.compare_checkpoint)[:8]}"] = other
+    return out
+
+
 def stage_compare64(args, prior) -> dict:
     whole = load_prior(WHOLE_CKPT, torch.device("cpu"))
     out = {}
-    for label, p in (("patch", prior), ("whole_image_64", whole)):
+    for label, p in (*patch_priors(args, prior).items(), ("whole_image_64", whole)):
         tcases = cases(DATA_64, args.tune_slices, 8, 8, image_size=64)
         best, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
         out[label] = {"lam": best, "grid": grid_rows}
@@ -220,6 +236,20 @@ def stage_compare64(args, prior) -> dict:
             out[label][f"R{R}"] = r
             print(f"64² {label} R {R}: {r['psnr']:.2f} dB / {r['ssim']:.3f}", flush=True)
     return out
+
+
+def stage_sizes(args, prior) -> dict:
+    rows = []
+    for size in args.sizes:
+        for R in args.accelerations_64:
+            tcases = cases(DATA_1MM, args.tune_slices, R, 8, image_size=size)
+            ecases = cases(DATA_1MM, args.eval_slices, R, 8, image_size=size)
+            for label, p in patch_priors(args, prior).items():
+                lam, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
+                r = score(make_solver("diffpir", lam, p, args.nfe), ecases)
+                rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, **r})
+                print(f"{size}² R {R} {label}: {r['psnr']:.2f} dB / {r['ssim']:.3f} (λ {lam})", flush=True)
+    return {"rows": rows}
 
 
 def stage_samples(args, prior) -> dict:
@@ -303,6 +333,11 @@ def write_markdown(out: Path, results: dict) -> None:
         lines += table("64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", ["prior", "λ", "R", "PSNR", "SSIM"],
                        [[label, d["lam"], k[1:], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
+    if "sizes" in results:
+        lines += table("Coarser matrices: the 1 mm slab resampled (DiffPIR, 8 coils, λ tuned per size and R)",
+                       ["matrix", "pixel mm", "R", "prior", "λ", "PSNR", "SSIM"],
+                       [[f"{r['size']}²", f"{217 / r['size']:.2f}", r["R"], r["prior"], r["lam"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+                        for r in results["sizes"]["rows"]])
     if "scale" in results:
         sc = results["scale"]
         noise = f", k-space SNR {sc['snr_db']:g} dB, σ_y auto" if sc.get("snr_db") is not None else ", noiseless"
@@ -318,9 +353,12 @@ def write_markdown(out: Path, results: dict) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--stage", default="all", choices=["all", "denoise", "recon", "timing", "compare64", "samples", "scale"])
+    ap.add_argument("--stage", default="all", choices=["all", "denoise", "recon", "timing", "compare64", "sizes", "samples", "scale"])
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/patch_prior"))
     ap.add_argument("--checkpoint", default=str(PATCH_CKPT))
+    ap.add_argument("--compare-checkpoint", default=None, help="another patch prior for compare64 and sizes")
+    ap.add_argument("--compare-sha256", default=None, help="its sha256 (needed when no metadata lies beside it)")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[128, 96], help="square matrices of the sizes stage")
     ap.add_argument("--nfe", type=int, default=50)
     ap.add_argument("--coils", type=int, nargs="+", default=[8, 1])
     ap.add_argument("--accelerations", type=float, nargs="+", default=[4, 8, 12])
@@ -359,12 +397,12 @@ def main() -> None:
     prior = load_prior(args.checkpoint, torch.device("cpu")) if "diffpir" in args.methods or args.stage != "recon" else None
     if prior is not None:
         prior.tiling = args.tiling
-    stages = ["denoise", "recon", "compare64", "samples", "timing"] if args.stage == "all" else [args.stage]
+    stages = ["denoise", "recon", "compare64", "sizes", "samples", "timing"] if args.stage == "all" else [args.stage]
     results = {}
     for f in out.glob("*.json"):
         results[f.stem] = json.loads(f.read_text())
     fns = {"denoise": stage_denoise, "recon": stage_recon, "timing": stage_timing, "compare64": stage_compare64,
-           "samples": stage_samples, "scale": stage_scale}
+           "sizes": stage_sizes, "samples": stage_samples, "scale": stage_scale}
     for st in stages:
         t0 = time.perf_counter()
         results[st] = fns[st](args, prior)

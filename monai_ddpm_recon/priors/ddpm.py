@@ -484,16 +484,6 @@ class DDPMPrior(DiffusionPrior):
             saved_kw = normalise_network_kwargs(ckpt["network_kwargs"])
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(f"{name}={path!r} has unusable network_kwargs ({e!r}); expected a DDPM prior checkpoint.") from None
-        if network_kwargs is not None:
-            want = normalise_network_kwargs(
-                {"in_channels": ckpt["channels"], "out_channels": ckpt["channels"], "spatial_dims": 2, **network_kwargs}
-            )
-            diff = {k: (saved_kw.get(k), want.get(k)) for k in set(saved_kw) | set(want) if saved_kw.get(k) != want.get(k)}
-            if diff:
-                raise ValueError(
-                    f"checkpoint {path} does not match the configured network: "
-                    + ", ".join(f"{k}: checkpoint {a!r} vs configured {b!r}" for k, (a, b) in sorted(diff.items()))
-                )
         sk = ckpt["schedule_kwargs"]
         kind = ckpt.get("prior_class", DDPMPrior.prior_class)
         if kind not in PRIOR_CLASSES:
@@ -501,6 +491,21 @@ class DDPMPrior(DiffusionPrior):
         klass = PRIOR_CLASSES[kind]
         if not issubclass(klass, cls):
             raise ValueError(f"{name}={path!r} holds a {kind!r} prior, which {cls.__name__}.from_checkpoint does not load.")
+        if network_kwargs is not None:
+            want = normalise_network_kwargs(
+                {
+                    "in_channels": ckpt["channels"] + klass.condition_channels,
+                    "out_channels": ckpt["channels"],
+                    "spatial_dims": 2,
+                    **network_kwargs,
+                }
+            )
+            diff = {k: (saved_kw.get(k), want.get(k)) for k in set(saved_kw) | set(want) if saved_kw.get(k) != want.get(k)}
+            if diff:
+                raise ValueError(
+                    f"checkpoint {path} does not match the configured network: "
+                    + ", ".join(f"{k}: checkpoint {a!r} vs configured {b!r}" for k, (a, b) in sorted(diff.items()))
+                )
         prior = klass(
             **{k: ckpt[k] for k in klass.class_config_keys if k in ckpt},
             image_size=tuple(ckpt["image_size"]),

@@ -10,6 +10,7 @@ stochastic patch sizes, larger batches of smaller patches).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,25 +18,39 @@ import torch
 from torch.utils.data import Dataset
 
 from ..data.native import SlicePiece
+from ..data.slices import resize
 from ..priors.patch import coordinate_grid
 
 
-def crop_piece(piece: SlicePiece, top: int, left: int, size: int, coord_scale: float, flip: bool = False) -> torch.Tensor:
+def crop_piece(
+    piece: SlicePiece, top: int, left: int, size: int, coord_scale: float, flip: bool = False, downsample: float = 1.0
+) -> torch.Tensor:
     """Crop ``size x size`` at ``(top, left)`` of a piece (zero background where the crop leaves a piece smaller
     than ``size``), with coordinates; ``(3, size, size)`` float32, image in ``[-1, 1]``.
 
     ``flip`` mirrors the piece left-right first; its coordinates are mirrored with it, as for a mirrored slice.
+    ``downsample > 1`` crops ``round(size * downsample)`` piece pixels instead and resizes them to ``size`` (antialiased
+    bilinear, as :func:`monai_ddpm_recon.data.slices.resize`): the crop of a slice acquired with
+    pixels ``downsample`` times larger. Its coordinates are those of the coarse slice (offsets from the slice centre
+    in coarse pixels, divided by ``coord_scale``), as the prior sees a whole coarse image at inference.
     """
+    region = max(size, int(round(size * float(downsample))))
     img = piece.image[:, ::-1] if flip else piece.image
     h, w = img.shape
     r0, c0 = piece.origin
     if flip:
         c0 = -(c0 + w - 1)
-    out = np.zeros((size, size), np.float32)
-    src = img[max(top, 0) : top + size, max(left, 0) : left + size]
+    out = np.zeros((region, region), np.float32)
+    src = img[max(top, 0) : top + region, max(left, 0) : left + region]
     out[max(-top, 0) : max(-top, 0) + src.shape[0], max(-left, 0) : max(-left, 0) + src.shape[1]] = src
-    coords = coordinate_grid(size, size, coord_scale, origin=(r0 + top, c0 + left))
-    return torch.cat([torch.from_numpy(out)[None] * 2 - 1, coords])
+    image = torch.from_numpy(out)
+    if region == size:
+        coords = coordinate_grid(size, size, coord_scale, origin=(r0 + top, c0 + left))
+    else:
+        image = resize(image[None], size)[0]
+        s = region / size  # coarse pixel i covers fine pixels [i s, (i + 1) s): its centre is at (i + 1/2) s - 1/2
+        coords = coordinate_grid(size, size, coord_scale, origin=((r0 + top - 0.5) / s + 0.5, (c0 + left - 0.5) / s + 0.5))
+    return torch.cat([image[None] * 2 - 1, coords])
 
 
 def centred_corner(length: int, size: int) -> int:
@@ -63,6 +78,10 @@ class PatchDataset(Dataset):
         flip_prob: probability of a left-right mirror of the piece.
         intensity_range: the crop is multiplied by a factor drawn uniformly from this range.
         crops_per_area: crops per ``R^2`` of piece area per epoch.
+        downsample_prob: probability that a crop is taken at a coarser pixel size (scale augmentation: one prior
+            for 1 mm slices and for coarse matrices such as 64 x 64 whole-brain images).
+        downsample_range: ``(lo, hi)`` with ``1 <= lo <= hi``: the coarse crop's pixel size in piece pixels, drawn
+            log-uniformly (see :func:`crop_piece`'s ``downsample``).
     """
 
     def __init__(
@@ -74,6 +93,8 @@ class PatchDataset(Dataset):
         flip_prob: float = 0.5,
         intensity_range: Sequence[float] = (0.9, 1.0),
         crops_per_area: float = 1.0,
+        downsample_prob: float = 0.0,
+        downsample_range: Sequence[float] = (1.0, 4.0),
     ) -> None:
         if len(pieces) == 0:
             raise ValueError("pieces is empty: no training slices (check the data paths and the foreground threshold).")
@@ -89,6 +110,13 @@ class PatchDataset(Dataset):
         self.coord_scale = float(coord_scale)
         self.flip_prob = float(flip_prob)
         self.intensity_range = (float(intensity_range[0]), float(intensity_range[1]))
+        lo, hi = (float(v) for v in downsample_range)
+        if not 0.0 <= float(downsample_prob) <= 1.0 or not 1.0 <= lo <= hi:
+            raise ValueError(
+                f"downsample_prob must lie in [0, 1] and downsample_range be (lo, hi) with 1 <= lo <= hi, got "
+                f"{downsample_prob!r} and {downsample_range!r}."
+            )
+        self.downsample_prob, self.downsample_range = float(downsample_prob), (lo, hi)
         self.augment = True  # the trainer switches this off to score training images without augmentation
         reps = [max(1, int(round(crops_per_area * p.image.size / self.region**2))) for p in self.pieces]
         self.index = np.repeat(np.arange(len(self.pieces)), reps)
@@ -103,11 +131,19 @@ class PatchDataset(Dataset):
         if not self.augment:  # deterministic: the centre crop, no flip, no intensity change
             return crop_piece(piece, centred_corner(h, R), centred_corner(w, R), R, self.coord_scale)
         flip = bool(torch.rand(()) < self.flip_prob)
-        x = crop_piece(piece, random_corner(h, R), random_corner(w, R), R, self.coord_scale, flip)
+        factor = self._draw_downsample()
+        region = max(R, int(round(R * factor)))
+        x = crop_piece(piece, random_corner(h, region), random_corner(w, region), R, self.coord_scale, flip, factor)
         lo, hi = self.intensity_range
         scale = lo + (hi - lo) * float(torch.rand(()))
         x[0] = (x[0] + 1) * scale - 1
         return x
+
+    def _draw_downsample(self) -> float:
+        if self.downsample_prob == 0.0 or float(torch.rand(())) >= self.downsample_prob:
+            return 1.0
+        lo, hi = self.downsample_range
+        return math.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * float(torch.rand(())))
 
     def collate(self, items: list[torch.Tensor]) -> torch.Tensor:
         """Stack the crops and split them into tiles of one patch size drawn for this batch."""
@@ -127,6 +163,8 @@ class PatchDataset(Dataset):
             "intensity_range": list(self.intensity_range),
             "num_pieces": len(self.pieces),
             "crops_per_epoch": len(self),
+            "downsample_prob": self.downsample_prob,
+            "downsample_range": list(self.downsample_range),
         }
 
 

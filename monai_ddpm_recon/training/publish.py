@@ -16,6 +16,10 @@ recorded as its starting point. Its training record goes under ``training.initia
 is copied to ``models/training_log_<first 12 hex digits of its sha256>.jsonl``. When the parent was itself
 published from a fine-tuning run, the logs its metadata names for its own ancestors (paths relative to the parent's
 bundle) are copied the same way, so a bundle keeps the log of every stage of its prior.
+
+A bundle may ship several priors, each in its own folder: ``--models-subdir models/patch --grid-name
+prior_samples_patch_217x181.png`` publishes the patch prior beside the whole-image one (paths in the metadata stay
+relative to the bundle root).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ def publish(
     overwrite: bool = False,
     parent_metadata: str | None = None,
     parent_log: str | None = None,
+    models_subdir: str = "models",
+    grid_name: str = "prior_samples_64.png",
 ) -> dict:
     src_model = os.path.join(run_dir, "model.pt")
     src_meta = os.path.join(run_dir, "model_metadata.json")
@@ -46,9 +52,9 @@ def publish(
         parent = meta["training"]["initialised_from"]
         parent.update(record)
         # read every log before writing: publishing into the parent's own bundle overwrites its training_log.jsonl
-        ancestor_logs = _ancestor_logs(parent, parent_metadata, parent_log)
+        ancestor_logs = _ancestor_logs(parent, parent_metadata, parent_log, models_subdir)
     DDPMPrior.from_checkpoint(src_model, expected_sha256=meta["sha256"])  # loads and checks before copying
-    models, docs = os.path.join(bundle_dir, "models"), os.path.join(bundle_dir, "docs")
+    models, docs = os.path.join(bundle_dir, models_subdir), os.path.join(bundle_dir, "docs")
     os.makedirs(models, exist_ok=True)
     os.makedirs(docs, exist_ok=True)
     dst_model = os.path.join(models, "model.pt")
@@ -60,17 +66,16 @@ def publish(
     with open(os.path.join(run_dir, "log.jsonl")) as f:
         log = [json.loads(line) for line in f]
     samples = [r["path"] for r in log if r.get("kind") == "samples"]
-    grid_name = "prior_samples_64.png"
     if samples:
         shutil.copyfile(os.path.join(run_dir, os.path.basename(samples[-1])), os.path.join(docs, grid_name))
     meta["checkpoint"] = "model.pt"
     meta["sample_grid"] = f"docs/{grid_name}" if samples else None
-    meta["training_log"] = "models/training_log.jsonl"
+    meta["training_log"] = f"{models_subdir}/training_log.jsonl"
     if split:
         with open(split) as f:
             meta["split"] = json.load(f)
     for record, text in ancestor_logs:
-        name = f"models/training_log_{record['sha256'][:12]}.jsonl"
+        name = f"{models_subdir}/training_log_{record['sha256'][:12]}.jsonl"
         with open(os.path.join(bundle_dir, name), "w") as f:
             f.write(text)
         record["training_log"] = name
@@ -95,7 +100,7 @@ def _parent_record(meta: dict, parent_metadata: str) -> dict:
     return {k: parent[k] for k in ("sha256", "data", "num_train_slices", "augmentation", "training") if k in parent}
 
 
-def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -> list[tuple[dict, str]]:
+def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None, models_subdir: str) -> list[tuple[dict, str]]:
     """``(record, log text)`` for the parent (``parent_log``) and every ancestor its metadata names a log for.
 
     ``record`` is that stage's dict inside the run's metadata, whose ``training_log`` entry is rewritten on publishing.
@@ -104,7 +109,9 @@ def _ancestor_logs(parent: dict, parent_metadata: str, parent_log: str | None) -
     if parent_log:
         with open(parent_log) as f:
             logs.append((parent, f.read()))
-    parent_bundle = os.path.dirname(os.path.dirname(os.path.abspath(parent_metadata)))
+    parent_bundle = os.path.dirname(os.path.abspath(parent_metadata))
+    for _ in os.path.normpath(models_subdir).split(os.sep):  # the parent sits in the same subfolder of its bundle
+        parent_bundle = os.path.dirname(parent_bundle)
     record = parent.get("training", {}).get("initialised_from")
     while record:
         if record.get("training_log"):
@@ -128,9 +135,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--parent-metadata", default=None, help="metadata of the prior the run was fine-tuned from")
     p.add_argument("--parent-log", default=None, help="training log of that prior")
+    p.add_argument("--models-subdir", default="models", help="folder of the bundle the prior goes to")
+    p.add_argument("--grid-name", default="prior_samples_64.png", help="file name of the sample grid under docs/")
     a = p.parse_args(argv)
-    meta = publish(a.run_dir, a.bundle_dir, a.split, a.overwrite, a.parent_metadata, a.parent_log)
-    print(f"published {a.bundle_dir}/models/model.pt sha256={meta['sha256']}")
+    meta = publish(a.run_dir, a.bundle_dir, a.split, a.overwrite, a.parent_metadata, a.parent_log, a.models_subdir, a.grid_name)
+    print(f"published {a.bundle_dir}/{a.models_subdir}/model.pt sha256={meta['sha256']}")
     return meta
 
 

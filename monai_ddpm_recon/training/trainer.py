@@ -22,6 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from ..priors.ddpm import DDPMPrior, normalise_network_kwargs, sha256_file
+from ..utils.validation import check_bool
 from .ema import EMA
 
 VAL_TIMESTEPS = (50, 250, 500, 750)  # timesteps of the validation ε-MSE (low, mid and high noise)
@@ -253,7 +254,7 @@ class DDPMTrainer:
         self.batch_size = int(batch_size)
         self.lr, self.weight_decay, self.adam_betas = float(lr), float(weight_decay), tuple(adam_betas)
         self.warmup_steps, self.min_lr_ratio = int(warmup_steps), float(min_lr_ratio)
-        self.ema_decay, self.grad_clip, self.amp = float(ema_decay), float(grad_clip), bool(amp)
+        self.ema_decay, self.grad_clip, self.amp = float(ema_decay), float(grad_clip), check_bool("amp", amp)
         self.checkpoint_every, self.val_every = int(checkpoint_every), int(val_every)
         self.sample_every, self.log_every = int(sample_every), int(log_every)
         self.val_timesteps = [int(t) for t in val_timesteps]
@@ -262,11 +263,11 @@ class DDPMTrainer:
         self.sample_eta = float(sample_eta)
         self.sample_size = None if sample_size is None else tuple(int(s) for s in sample_size)
         self.seed, self.num_workers = int(seed), int(num_workers)
-        self.device_arg, self.distributed = device, bool(distributed)
+        self.device_arg, self.distributed = device, check_bool("distributed", distributed)
         self.max_time_s = None if max_time_s in (None, 0) else float(max_time_s)
-        self.export_path, self.export_metadata, self.export_ema_only = export_path, export_metadata, bool(export_ema_only)
+        self.export_path, self.export_metadata, self.export_ema_only = export_path, export_metadata, check_bool("export_ema_only", export_ema_only)
         self.provenance = provenance or {}
-        self.resume, self.progress = bool(resume), bool(progress)
+        self.resume, self.progress = check_bool("resume", resume), check_bool("progress", progress)
         self.init_checkpoint, self.init_sha256 = (str(init_checkpoint) if init_checkpoint else None), init_sha256
         self.init_digest: str | None = None  # sha256 of init_checkpoint, set once it has been loaded
         if self.init_checkpoint is not None and not os.path.isfile(self.init_checkpoint):
@@ -369,6 +370,11 @@ class DDPMTrainer:
         kw = {k: v for k, v in self.prior.network_kwargs.items() if k not in ("in_channels", "out_channels", "spatial_dims")}
         raw = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=False)
         ema = DDPMPrior.from_checkpoint(self.init_checkpoint, self.init_sha256, network_kwargs=kw, use_ema=True)
+        if type(raw) is not type(self.prior):
+            raise ValueError(
+                f"init_checkpoint {self.init_checkpoint} holds a {raw.prior_class!r} prior, the configured prior is "
+                f"{self.prior.prior_class!r}."
+            )
         if tuple(raw.image_size) != tuple(self.prior.image_size) or raw.channels != self.prior.channels:
             raise ValueError(
                 f"init_checkpoint {self.init_checkpoint} models {raw.channels}-channel {tuple(raw.image_size)} images, "

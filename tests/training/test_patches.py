@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from monai_ddpm_recon.data.native import SlicePiece
 from monai_ddpm_recon.priors import DDPMPrior, PatchDDPMPrior, coordinate_grid
-from monai_ddpm_recon.training import DDPMTrainer, PatchDataset, crop_piece, fixed_patches
+from monai_ddpm_recon.training import EMA, DDPMTrainer, PatchDataset, crop_piece, fixed_patches
 
 
 def _piece(h=40, w=30, rows=(0, 40), full_h=40):
@@ -89,3 +90,47 @@ def test_trainer_trains_and_exports_a_patch_prior(tmp_path):
     DDPMTrainer(prior, ds, held, str(tmp_path), max_steps=4, batch_size=2, sample_every=0, val_every=0,
                 num_samples=1, ddim_steps=2, sample_size=(20, 12), progress=False).run()
     assert torch.load(tmp_path / "last.pt", weights_only=True)["step"] == 4
+
+    # fine-tuning starts from a patch checkpoint (its coordinate inputs count in the network check) ...
+    fresh = PatchDDPMPrior(16, network_kwargs={"channels": (8, 8)}, train_patch_sizes=(8, 16), coord_scale=8.0)
+    ft = DDPMTrainer(fresh, ds, held, str(tmp_path / "ft"), init_checkpoint=str(tmp_path / "model.pt"))
+    ft.ema = EMA(fresh.network, 0.998)
+    ft._init_from_checkpoint()
+    for k, v in torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"].items():
+        torch.testing.assert_close(fresh.network.state_dict()[k], v)
+    # ... and refuses a whole-image checkpoint by name
+    DDPMPrior(16, network_kwargs={"channels": (8, 8)}).save_checkpoint(str(tmp_path / "whole.pt"))
+    with pytest.raises(ValueError, match="holds a 'whole_image' prior, the configured prior is 'patch'"):
+        DDPMTrainer(fresh, ds, held, str(tmp_path / "ft2"), init_checkpoint=str(tmp_path / "whole.pt"))._init_from_checkpoint()
+
+
+def test_downsampled_crop_is_the_coarse_slice():
+    piece = _piece(40, 40, rows=(0, 40), full_h=40)
+    x = crop_piece(piece, 0, 0, 10, coord_scale=2.0, downsample=4.0)  # the whole slice with pixels 4x larger
+    coarse = F.interpolate(torch.from_numpy(piece.image)[None, None], size=(10, 10), mode="bilinear", antialias=True,
+                           align_corners=False)[0, 0].clamp_min(0)
+    torch.testing.assert_close(x[0], coarse * 2 - 1)
+    torch.testing.assert_close(x[1:], coordinate_grid(10, 10, 2.0))
+    y = crop_piece(piece, 8, 4, 4, coord_scale=2.0, downsample=4.0)  # fine rows 8..23, cols 4..19: coarse 2..5, 1..4
+    torch.testing.assert_close(y[1:], coordinate_grid(10, 10, 2.0)[:, 2:6, 1:5])
+    f = crop_piece(piece, 0, 0, 10, coord_scale=2.0, flip=True, downsample=4.0)
+    torch.testing.assert_close(f[0], x[0].flip(-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(f[2], -x[2].flip(-1))
+
+
+def test_dataset_downsamples_a_share_of_crops():
+    torch.manual_seed(0)
+    piece = _piece(64, 64, rows=(0, 64), full_h=64)
+    always = PatchDataset([piece], patch_sizes=(8, 16), coord_scale=1.0, downsample_prob=1.0, downsample_range=(2.0, 2.0))
+    for i in range(4):
+        x = always[i]
+        assert torch.allclose(x[1, 1:, 0] - x[1, :-1, 0], torch.ones(15))  # one coarse pixel per row
+        assert float(x[1].abs().max()) <= 15.5  # inside the 32 x 32 coarse slice
+    checker = SlicePiece((np.indices((64, 64)).sum(0) % 2).astype(np.float32), (-31.5, -31.5), "c", "axial", 0, (0, 64))
+    mixed = PatchDataset([checker], patch_sizes=(8, 16), coord_scale=1.0, downsample_prob=0.5, downsample_range=(2.0, 4.0))
+    coarse = [float(mixed[0][0].std()) < 0.3 for _ in range(200)]  # averaging >= 2 pixels greys a 1-pixel checkerboard
+    assert 0.4 < float(np.mean(coarse)) < 0.6
+    with pytest.raises(ValueError, match="downsample_range"):
+        PatchDataset([piece], patch_sizes=(8, 16), downsample_prob=0.5, downsample_range=(0.5, 2.0))
+    with pytest.raises(ValueError, match="downsample_prob"):
+        PatchDataset([piece], patch_sizes=(8, 16), downsample_prob=1.5)

@@ -81,6 +81,11 @@ def test_train_json_tiny_run_completes_and_resumes(tmp_path):
     assert (bundle / "docs" / "prior_samples_64.png").is_file() and (bundle / "models" / "training_log.jsonl").is_file()
     with pytest.raises(FileExistsError):
         publish(str(out), str(bundle))
+    # a second prior of the same bundle goes to its own folder (the patch prior: models/patch)
+    meta2 = publish(str(out), str(bundle), models_subdir="models/patch", grid_name="prior_samples_patch.png")
+    assert meta2["training_log"] == "models/patch/training_log.jsonl" and meta2["sample_grid"] == "docs/prior_samples_patch.png"
+    assert (bundle / meta2["training_log"]).is_file() and (bundle / meta2["sample_grid"]).is_file()
+    DDPMPrior.from_checkpoint(bundle / "models" / "patch" / "model.pt")  # verified against the metadata beside it
 
     ov["data_dir"] = str(tmp_path / "data")  # reuse the same prepared data
     _run_bundle(max_steps=6, **ov)
@@ -190,6 +195,12 @@ def test_trainer_rejects_bad_data(tmp_path):
         SliceDataset(np.zeros((0, 1, 16, 16)))
     with pytest.raises(ValueError, match="empty"):
         DDPMTrainer(prior, torch.utils.data.TensorDataset(torch.zeros(0, 1, 16, 16)), np.random.rand(2, 1, 16, 16), str(tmp_path))
+    # switches given on the command line arrive as strings: "false" must switch off, anything unclear is refused
+    held = np.random.rand(2, 1, 16, 16)
+    tr = DDPMTrainer(prior, ds, held, str(tmp_path), progress="false", distributed="false", amp="False", resume="true")
+    assert (tr.progress, tr.distributed, tr.amp, tr.resume) == (False, False, False, True)
+    with pytest.raises(ValueError, match="progress must be true or false"):
+        DDPMTrainer(prior, ds, held, str(tmp_path), progress="off-ish")
 
 
 def test_lr_schedule_and_ema_math(tmp_path):
