@@ -32,7 +32,9 @@ def run_bundle(lam: float, slices: list[int], out: Path, extra: list[str]) -> tu
     cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(CONFIG), "--diffpir_lambda", repr(lam),
            "--slices", str(slices), "--baselines", "[]", "--save_figures", "false", "--save_images", "false",
            "--output_dir", str(out), *extra]
-    subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+    run = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if run.returncode:
+        sys.exit(f"the bundle failed for diffpir_lambda={lam!r}:\n{run.stderr[-3000:]}")
     with open(out / "metrics.csv") as f:
         rows = [r for r in csv.DictReader(f) if r["solver"] == "diffusion"]
     return float(np.mean([float(r["psnr"]) for r in rows])), float(np.mean([float(r["ssim"]) for r in rows]))
