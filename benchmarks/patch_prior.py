@@ -13,9 +13,6 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
   fresh process.
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
   slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
-
-``compare64`` and ``sizes`` also run ``--compare-checkpoint`` (another patch prior, e.g. an earlier shipped one from git
-history) beside ``--checkpoint``, each row labelled with the first 8 hex digits of its checkpoint's sha256.
 - ``sizes``: the same slab resampled to coarser square matrices (``--sizes``, default 128² and 96², i.e. 1.7 and 2.3 mm
   pixels), 8 coils, R = 4 and 8: DiffPIR with the patch prior, λ tuned at each size and R on the tuning slices.
 - ``samples``: unconditional DDIM samples of the patch prior at 217 x 181 (a PNG).
@@ -24,6 +21,9 @@ history) beside ``--checkpoint``, each row labelled with the first 8 hex digits 
   since, ``SCALE_PERCENTILE``), each with x̂0 clipped to [-1, 1] (default) and unclipped; and how the zero-filled
   image's 99.5th percentile and maximum compare with the true maximum. ``--snr-db`` adds k-space noise (a noisy
   |Aᴴ y| has a higher maximum); DiffPIR then uses σ_y ``"auto"`` and λ 0.1 (``noise_level.py``'s tuned value at 20 dB).
+
+``compare64`` and ``sizes`` also run ``--compare-checkpoint`` (another patch prior, e.g. an earlier shipped one from git
+history) beside ``--checkpoint``, each row labelled with the first 8 hex digits of its checkpoint's sha256.
 
 Usage::
 
@@ -239,12 +239,12 @@ def stage_compare64(args, prior) -> dict:
 
 
 def stage_sizes(args, prior) -> dict:
-    rows = []
+    rows, priors = [], patch_priors(args, prior)
     for size in args.sizes:
         for R in args.accelerations_64:
             tcases = cases(DATA_1MM, args.tune_slices, R, 8, image_size=size)
             ecases = cases(DATA_1MM, args.eval_slices, R, 8, image_size=size)
-            for label, p in patch_priors(args, prior).items():
+            for label, p in priors.items():
                 lam, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
                 r = score(make_solver("diffpir", lam, p, args.nfe), ecases)
                 rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, **r})
