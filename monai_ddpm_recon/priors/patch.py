@@ -12,10 +12,11 @@ coordinates in the whole-slice frame. At inference an ``H x W`` image is covered
   whole image with the whole coordinate grid, padded with noised background to a multiple of ``2 ** (levels - 1)``.
 
 Either way the result is an ordinary ε-prediction of the whole image. Measured on the held-out 1 mm slab
-(``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (Tweedie PSNR +0.57 dB at t = 200 and
-400: a patch's border pixels see less context), but ``"patches"`` reconstructs better inside DiffPIR (+0.22 dB on
-the tuning slices at R = 8, 8 coils), hence the default: a tiling that moves every step spreads the network's errors
-differently at each step instead of repeating them.
+(``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (Tweedie PSNR +0.50 / +0.57 dB at
+t = 200 / 400 with the shipped weights: a patch's border pixels see less context); inside DiffPIR ``"patches"``
+reconstructed better with earlier weights (+0.22 dB on the tuning slices at R = 8, 8 coils), hence the default (a
+tiling that moves every step spreads the network's errors differently at each step instead of repeating them, and
+its memory is bounded at any size); with the shipped weights the two reconstruct equally well (within 0.07 dB).
 
 Coordinate frame: ``(row - (H - 1) / 2, col - (W - 1) / 2) / coord_scale``, i.e. pixels from the image centre
 (1 mm at native resolution) divided by ``coord_scale``. Training patches use the centre of the slice they were cut
