@@ -91,6 +91,11 @@ def score(solver, cs, batch: int = 4) -> dict:
             "min_gain_over_zf": r["min_gain_over_zf"], "per_slice_psnr": [s["psnr"] for s in r["per_slice"]]}
 
 
+def tuning_grid(name: str, quick: bool) -> list:
+    """``GRIDS[name]``, or its first value for a ``--quick`` smoke run."""
+    return GRIDS[name][:1] if quick else GRIDS[name]
+
+
 def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float, list]:
     if len(grid) == 1:  # a value fixed by an earlier tuning run: nothing to choose
         return grid[0], [(grid[0], None)]
@@ -163,7 +168,7 @@ def stage_recon(args, prior) -> dict:
             if not all(key(n) in tuned[coils] for n in names):  # once per tuning R (without --tune-per-r: once)
                 tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils)
                 for name in names:
-                    grid = GRIDS[name][:1] if args.quick else GRIDS[name]
+                    grid = tuning_grid(name, args.quick)
                     if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
                         grid = [[lam, t] for t in args.t_start_grid for lam in grid]
                     best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
@@ -229,7 +234,7 @@ def stage_compare64(args, prior) -> dict:
     out = {}
     for label, p in (*patch_priors(args, prior).items(), ("whole_image_64", whole)):
         tcases = cases(DATA_64, args.tune_slices, 8, 8, image_size=64)
-        best, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
+        best, grid_rows = tune("diffpir", tuning_grid("diffpir", args.quick), tcases, p, args.nfe)
         out[label] = {"lam": best, "grid": grid_rows}
         for R in args.accelerations_64:
             r = score(make_solver("diffpir", best, p, args.nfe), cases(DATA_64, args.eval_slices, R, 8, image_size=64))
@@ -245,7 +250,7 @@ def stage_sizes(args, prior) -> dict:
             tcases = cases(DATA_1MM, args.tune_slices, R, 8, image_size=size)
             ecases = cases(DATA_1MM, args.eval_slices, R, 8, image_size=size)
             for label, p in priors.items():
-                lam, grid_rows = tune("diffpir", GRIDS["diffpir"][:1] if args.quick else GRIDS["diffpir"], tcases, p, args.nfe)
+                lam, grid_rows = tune("diffpir", tuning_grid("diffpir", args.quick), tcases, p, args.nfe)
                 r = score(make_solver("diffpir", lam, p, args.nfe), ecases)
                 rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, **r})
                 print(f"{size}² R {R} {label}: {r['psnr']:.2f} dB / {r['ssim']:.3f} (λ {lam})", flush=True)
@@ -334,9 +339,10 @@ def write_markdown(out: Path, results: dict) -> None:
                        [[label, d["lam"], k[1:], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
     if "sizes" in results:
+        slab_side = max(np.load(DATA_1MM, mmap_mode="r").shape[-2:])  # the slab is padded to a square, then resized
         lines += table("Coarser matrices: the 1 mm slab resampled (DiffPIR, 8 coils, λ tuned per size and R)",
                        ["matrix", "pixel mm", "R", "prior", "λ", "PSNR", "SSIM"],
-                       [[f"{r['size']}²", f"{217 / r['size']:.2f}", r["R"], r["prior"], r["lam"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+                       [[f"{r['size']}²", f"{slab_side / r['size']:.2f}", r["R"], r["prior"], r["lam"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for r in results["sizes"]["rows"]])
     if "scale" in results:
         sc = results["scale"]

@@ -34,7 +34,7 @@ def crop_piece(
     pixels ``downsample`` times larger. Its coordinates are those of the coarse slice (offsets from the slice centre
     in coarse pixels, divided by ``coord_scale``), as the prior sees a whole coarse image at inference.
     """
-    region = max(size, int(round(size * float(downsample))))
+    region = source_side(size, downsample)
     img = piece.image[:, ::-1] if flip else piece.image
     h, w = img.shape
     r0, c0 = piece.origin
@@ -51,6 +51,11 @@ def crop_piece(
         s = region / size  # coarse pixel i covers fine pixels [i s, (i + 1) s): its centre is at (i + 1/2) s - 1/2
         coords = coordinate_grid(size, size, coord_scale, origin=((r0 + top - 0.5) / s + 0.5, (c0 + left - 0.5) / s + 0.5))
     return torch.cat([image[None] * 2 - 1, coords])
+
+
+def source_side(size: int, downsample: float) -> int:
+    """Side of the piece region a ``size x size`` crop at pixel size ``downsample`` is resized from."""
+    return max(int(size), int(round(size * float(downsample))))
 
 
 def centred_corner(length: int, size: int) -> int:
@@ -132,7 +137,7 @@ class PatchDataset(Dataset):
             return crop_piece(piece, centred_corner(h, R), centred_corner(w, R), R, self.coord_scale)
         flip = bool(torch.rand(()) < self.flip_prob)
         factor = self._draw_downsample()
-        region = max(R, int(round(R * factor)))
+        region = source_side(R, factor)
         x = crop_piece(piece, random_corner(h, region), random_corner(w, region), R, self.coord_scale, flip, factor)
         lo, hi = self.intensity_range
         scale = lo + (hi - lo) * float(torch.rand(()))
