@@ -9,8 +9,8 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
   ℓ1-wavelet and DiffPIR with the patch prior. TV/ℓ1-wavelet λ and DiffPIR λ are tuned on tuning slices (default
   1 and 15) at R = 8 for each coil count over the grids in ``GRIDS`` (``--tune-per-r``: at each R separately);
   evaluation slices are never used for tuning.
-- ``timing``: seconds per slice and peak resident memory of DiffPIR (8 coils, R = 8) at 192² and 256², each size in a
-  fresh process.
+- ``timing``: seconds per slice and peak resident memory of DiffPIR (8 coils, R = 8) at ``--timing-sizes`` (192², 256²,
+  320²), ``--timing-nfe`` and ``--timing-tilings`` (both), each in a fresh process.
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
   slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
 - ``sizes``: the same slab resampled to coarser square matrices (``--sizes``, default 128² and 96², i.e. 1.7 and 2.3 mm
@@ -189,16 +189,18 @@ def stage_recon(args, prior) -> dict:
 
 def stage_timing(args, prior) -> dict:
     out = {}
-    for size in (192, 256):
-        for nfe in args.timing_nfe:
-            cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint", str(args.checkpoint),
-                   "--tiling", args.tiling]
-            res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
-            line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
-            if not line:
-                raise RuntimeError(res.stderr[-2000:])
-            out[f"{size}x{size}, {nfe} NFE"] = json.loads(line[-1])
-            print(size, nfe, out[f"{size}x{size}, {nfe} NFE"], flush=True)
+    for tiling in args.timing_tilings:
+        for size in args.timing_sizes:
+            for nfe in args.timing_nfe:
+                cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint",
+                       str(args.checkpoint), "--tiling", tiling, "--threads", str(args.threads)]
+                res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+                line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
+                if not line:
+                    raise RuntimeError(res.stderr[-2000:])
+                key = f"{size}x{size}, {nfe} NFE, {tiling}"
+                out[key] = {**json.loads(line[-1]), "size": size, "nfe": nfe, "tiling": tiling}
+                print(key, out[key], flush=True)
     return out
 
 
@@ -332,7 +334,8 @@ def write_markdown(out: Path, results: dict) -> None:
                 grids.setdefault(c, {}).update({label(m, tiling) + (" warm" if warm else ""): v["grid"] for m, v in d.items()})
         lines[-1:] = ["", "Tuning grids (tuning slices; at R = 8 unless the key names the R, \"@R4\"): " + json.dumps(grids), ""]
     if "timing" in results:
-        lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8)", ["size", "s/slice", "peak RSS MiB", "threads"],
+        lines += table("Speed (CPU, DiffPIR, 8 coils, R = 8; each in a fresh process)",
+                       ["size, NFE, tiling", "s/slice", "peak RSS MiB", "threads"],
                        [[k, f"{r['s_per_slice']:.1f}", f"{r['peak_rss_mib']:.0f}", r["threads"]] for k, r in results["timing"].items()])
     if "compare64" in results:
         lines += table("64² task: patch prior vs whole-image prior (DiffPIR, 8 coils)", ["prior", "λ", "R", "PSNR", "SSIM"],
@@ -384,7 +387,9 @@ def main() -> None:
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
-    ap.add_argument("--tiling", default="patches", choices=[str(t) for t in Tiling],
+    ap.add_argument("--timing-sizes", type=int, nargs="+", default=[192, 256, 320])
+    ap.add_argument("--timing-tilings", nargs="+", default=[str(t) for t in Tiling], choices=[str(t) for t in Tiling])
+    ap.add_argument("--tiling", default=str(Tiling.WHOLE), choices=[str(t) for t in Tiling],
                     help="how the patch prior covers a whole slice (PatchDDPMPrior.tiling)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)

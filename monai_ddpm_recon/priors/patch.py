@@ -3,20 +3,19 @@
 The network (MONAI ``DiffusionModelUNet``) sees a noisy patch plus two channels holding the patch's pixel
 coordinates in the whole-slice frame. At inference an ``H x W`` image is covered in one of two ways (``tiling``):
 
-- ``"patches"`` (default; PaDIS, Hu et al.): the image is placed on a canvas that is a whole number of patches, at an
-  offset that changes with the timestep, the uncovered canvas is filled with noised background, every patch is
-  denoised separately, and the patches are stitched back and cropped (each pixel lies in exactly one patch).
-  Changing the tiling between steps keeps patch seams from settling in one place; memory is bounded by
-  ``max_patches_per_forward`` at any matrix size.
-- ``"whole"`` (Patch Diffusion's inference, Wang et al.): the network is fully convolutional, so it runs once on the
-  whole image with the whole coordinate grid, padded with noised background to a multiple of ``2 ** (levels - 1)``.
+- ``"whole"`` (default; Patch Diffusion's inference, Wang et al.): the network is fully
+  convolutional, so it runs once on the whole image with the whole coordinate grid, padded with noised background to a
+  multiple of ``2 ** (levels - 1)``.
+- ``"patches"`` (PaDIS, Hu et al.): the image is placed on a canvas that is a whole number of patches, at an offset
+  that changes with the timestep, the uncovered canvas is filled with noised background, every patch is denoised
+  separately, and the patches are stitched back and cropped (each pixel lies in exactly one patch). Changing the
+  tiling between steps keeps patch seams from settling in one place.
 
-Either way the result is an ordinary ε-prediction of the whole image. Measured on the held-out 1 mm slab
-(``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (Tweedie PSNR +0.50 / +0.57 dB at
-t = 200 / 400 with the shipped weights: a patch's border pixels see less context); inside DiffPIR ``"patches"``
-reconstructed better with earlier weights (+0.22 dB on the tuning slices at R = 8, 8 coils), hence the default (a
-tiling that moves every step spreads the network's errors differently at each step instead of repeating them, and
-its memory is bounded at any size); with the shipped weights the two reconstruct equally well (within 0.07 dB).
+Either way the result is an ordinary ε-prediction of the whole image, and memory is bounded by
+``max_patches_per_forward`` patches' worth of pixels per network call. Measured on the held-out 1 mm slab
+(``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (a patch's border pixels see less
+context), reconstructs as well inside DiffPIR and is faster, hence the default; ``"patches"`` reconstructed slightly
+better with earlier weights and stays selectable.
 
 Coordinate frame: ``(row - (H - 1) / 2, col - (W - 1) / 2) / coord_scale``, i.e. pixels from the image centre
 (1 mm at native resolution) divided by ``coord_scale``. Training patches use the centre of the slice they were cut
@@ -82,8 +81,8 @@ class PatchDDPMPrior(DDPMPrior):
         train_patch_sizes: patch sides used in training (recorded in the checkpoint; each must be divisible by
             ``2 ** (levels - 1)``).
         coord_scale: pixels per coordinate unit (see the module docstring).
-        tiling: ``"patches"`` (random-offset patch tiling per timestep, default) or ``"whole"`` (one pass over the
-            whole image); an attribute that can be changed after loading (or use :meth:`with_tiling`).
+        tiling: ``"whole"`` (one pass over the whole image, default) or ``"patches"`` (random-offset patch tiling
+            per timestep); an attribute that can be changed after loading (or use :meth:`with_tiling`).
         max_patches_per_forward: patches per network call (bounds memory; ``"whole"`` passes as many images per call
             as fit in the same number of pixels, at least one).
         tiling_seed: the tiling offset and the background noise at timestep ``t`` are drawn from a generator seeded
@@ -106,7 +105,7 @@ class PatchDDPMPrior(DDPMPrior):
         network_kwargs: dict | None = None,
         train_patch_sizes: Sequence[int] = (16, 32, 64),
         coord_scale: float = 128.0,
-        tiling: Tiling | str = Tiling.PATCHES,
+        tiling: Tiling | str = Tiling.WHOLE,
         max_patches_per_forward: int = 64,
         tiling_seed: int = 0,
         num_train_timesteps: int = 1000,

@@ -21,6 +21,9 @@ from ..data.native import SlicePiece
 from ..data.slices import resize
 from ..priors.patch import coordinate_grid
 
+FULL_VIEW_ZOOM = (0.9, 1.1)  # the whole-image priors' zoom augmentation
+FULL_VIEW_SHIFT = 0.05  # ... and their shift, as a fraction of the side
+
 
 def crop_piece(
     piece: SlicePiece, top: int, left: int, size: int, coord_scale: float, flip: bool = False, downsample: float = 1.0
@@ -58,6 +61,29 @@ def source_side(size: int, downsample: float) -> int:
     return max(int(size), int(round(size * float(downsample))))
 
 
+def is_whole_slice(piece: SlicePiece) -> bool:
+    """True when the piece is its whole slice (no rows cut off by the held-out exclusion)."""
+    h, w = piece.image.shape
+    return piece.rows[0] == 0 and math.isclose(piece.origin[0], -(h - 1) / 2) and math.isclose(piece.origin[1], -(w - 1) / 2)
+
+
+def full_view_corner_and_scale(
+    piece: SlicePiece, size: int, zoom: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> tuple[int, int, float]:
+    """``(top, left, downsample)`` of a ``size x size`` crop showing the whole slice of ``piece``.
+
+    With ``zoom`` 1 and no ``shift`` the crop is the slice centred in a zero square of side ``max(h, w)`` resized to
+    ``size`` (what :func:`monai_ddpm_recon.data.slices.resize_square` makes of it, the whole-image priors' data);
+    ``zoom`` scales the square's side, ``shift`` moves it by fractions of that side (rows, cols).
+    """
+    h, w = piece.image.shape
+    downsample = max(1.0, max(h, w) * float(zoom) / size)
+    region = source_side(size, downsample)
+    top = centred_corner(h, region) + int(round(shift[0] * region))
+    left = centred_corner(w, region) + int(round(shift[1] * region))
+    return top, left, downsample
+
+
 def centred_corner(length: int, size: int) -> int:
     """Start of a window of ``size`` centred on ``length`` (negative when the window is larger)."""
     return -((size - length) // 2) if length <= size else (length - size) // 2
@@ -87,6 +113,11 @@ class PatchDataset(Dataset):
             for 1 mm slices and for coarse matrices such as 64 x 64 whole-brain images).
         downsample_range: ``(lo, hi)`` with ``1 <= lo <= hi``: the coarse crop's pixel size in piece pixels, drawn
             log-uniformly (see :func:`crop_piece`'s ``downsample``).
+        full_view_prob: probability that a crop of a piece that is a whole slice shows the whole slice (Patch
+            Diffusion's share of full-size images; here at the coarse pixel size that fits the slice into ``R``, as a
+            64 x 64 whole-brain image), zoomed by ``U(0.9, 1.1)`` and shifted by up to 5 % of its side. Drawn before
+            ``downsample_prob``; pieces cut by the held-out exclusion never give full views (they would show a slice
+            with rows missing).
     """
 
     def __init__(
@@ -100,6 +131,7 @@ class PatchDataset(Dataset):
         crops_per_area: float = 1.0,
         downsample_prob: float = 0.0,
         downsample_range: Sequence[float] = (1.0, 4.0),
+        full_view_prob: float = 0.0,
     ) -> None:
         if len(pieces) == 0:
             raise ValueError("pieces is empty: no training slices (check the data paths and the foreground threshold).")
@@ -122,6 +154,10 @@ class PatchDataset(Dataset):
                 f"{downsample_prob!r} and {downsample_range!r}."
             )
         self.downsample_prob, self.downsample_range = float(downsample_prob), (lo, hi)
+        if not 0.0 <= float(full_view_prob) <= 1.0:
+            raise ValueError(f"full_view_prob must lie in [0, 1], got {full_view_prob!r}.")
+        self.full_view_prob = float(full_view_prob)
+        self.whole_slice = [is_whole_slice(p) for p in self.pieces]
         self.augment = True  # the trainer switches this off to score training images without augmentation
         reps = [max(1, int(round(crops_per_area * p.image.size / self.region**2))) for p in self.pieces]
         self.index = np.repeat(np.arange(len(self.pieces)), reps)
@@ -136,9 +172,15 @@ class PatchDataset(Dataset):
         if not self.augment:  # deterministic: the centre crop, no flip, no intensity change
             return crop_piece(piece, centred_corner(h, R), centred_corner(w, R), R, self.coord_scale)
         flip = bool(torch.rand(()) < self.flip_prob)
-        factor = self._draw_downsample()
-        region = source_side(R, factor)
-        x = crop_piece(piece, random_corner(h, region), random_corner(w, region), R, self.coord_scale, flip, factor)
+        if self.full_view_prob > 0 and self.whole_slice[int(self.index[i])] and float(torch.rand(())) < self.full_view_prob:
+            zoom = FULL_VIEW_ZOOM[0] + (FULL_VIEW_ZOOM[1] - FULL_VIEW_ZOOM[0]) * float(torch.rand(()))
+            shift = tuple(float(v) for v in (torch.rand(2) * 2 - 1) * FULL_VIEW_SHIFT)
+            top, left, factor = full_view_corner_and_scale(piece, R, zoom, shift)
+        else:
+            factor = self._draw_downsample()
+            region = source_side(R, factor)
+            top, left = random_corner(h, region), random_corner(w, region)
+        x = crop_piece(piece, top, left, R, self.coord_scale, flip, factor)
         lo, hi = self.intensity_range
         scale = lo + (hi - lo) * float(torch.rand(()))
         x[0] = (x[0] + 1) * scale - 1
@@ -170,6 +212,10 @@ class PatchDataset(Dataset):
             "crops_per_epoch": len(self),
             "downsample_prob": self.downsample_prob,
             "downsample_range": list(self.downsample_range),
+            "full_view_prob": self.full_view_prob,
+            "full_view_zoom": list(FULL_VIEW_ZOOM),
+            "full_view_shift": FULL_VIEW_SHIFT,
+            "whole_slice_pieces": int(sum(self.whole_slice)),
         }
 
 

@@ -23,9 +23,10 @@ class _Channel(nn.Module):
         return x[:, self.index : self.index + 1] + 0 * self.dummy
 
 
-def _prior(net=None, patch=16, tiling="patches") -> PatchDDPMPrior:
-    prior = PatchDDPMPrior(patch, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), coord_scale=10.0,
-                           tiling=tiling)
+def _prior(net=None, patch=16, tiling: str | None = "patches") -> PatchDDPMPrior:
+    """A small patch prior; ``tiling`` None leaves the class default."""
+    kw = {} if tiling is None else {"tiling": tiling}
+    prior = PatchDDPMPrior(patch, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), coord_scale=10.0, **kw)
     if net is None:  # MONAI zero-initialises the output layer: give the network non-trivial weights
         g = torch.Generator().manual_seed(0)
         with torch.no_grad():
@@ -107,13 +108,13 @@ def test_whole_tiling_runs_the_network_once_on_the_padded_image_and_patches_on_t
     with pytest.raises(ValueError, match="tiling"):
         prior.tiling = "tiles"
     # a real network sees more context in one pass than in a patch: the two tilings give different ε
-    real = _prior()
-    assert real.tiling == "patches"  # the default
+    real = _prior(tiling=None)
+    assert real.tiling == "whole"  # the default
     x = torch.randn(1, 1, 40, 28, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        tiled = real.eps(x, 300)
-        whole = real.with_tiling("whole").eps(x, 300)
-    assert real.tiling == "patches"  # with_tiling is a view
+        whole = real.eps(x, 300)
+        tiled = real.with_tiling("patches").eps(x, 300)
+    assert real.tiling == "whole"  # with_tiling is a view
     assert not torch.allclose(whole, tiled) and bool(torch.isfinite(whole).all())
 
 
@@ -125,7 +126,7 @@ def test_any_size_is_supported_and_whole_image_prior_is_not():
 
 def test_checkpoint_round_trip_rebuilds_the_patch_prior(tmp_path):
     torch.manual_seed(0)
-    prior = _prior()
+    prior = _prior(tiling=None)  # the tiling is an inference choice, not stored: both sides use the default
     path = tmp_path / "patch.pt"
     prior.save_checkpoint(path)
     loaded = DDPMPrior.from_checkpoint(path)

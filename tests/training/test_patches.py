@@ -134,3 +134,35 @@ def test_dataset_downsamples_a_share_of_crops():
         PatchDataset([piece], patch_sizes=(8, 16), downsample_prob=0.5, downsample_range=(0.5, 2.0))
     with pytest.raises(ValueError, match="downsample_prob"):
         PatchDataset([piece], patch_sizes=(8, 16), downsample_prob=1.5)
+
+
+def test_full_view_is_the_whole_slice_as_the_whole_image_data_are_made():
+    from monai_ddpm_recon.data.slices import resize_square
+    from monai_ddpm_recon.training import full_view_corner_and_scale
+
+    piece = _piece(40, 30, rows=(0, 40), full_h=40)
+    top, left, s = full_view_corner_and_scale(piece, 16)
+    x = crop_piece(piece, top, left, 16, coord_scale=2.0, downsample=s)
+    torch.testing.assert_close(x[0], torch.from_numpy(resize_square(piece.image, 16)) * 2 - 1, atol=1e-6, rtol=0)
+    torch.testing.assert_close(x[1:], coordinate_grid(16, 16, 2.0))  # the frame of a whole 16 x 16 image
+    top, left, s = full_view_corner_and_scale(piece, 16, zoom=1.1, shift=(0.05, 0.0))
+    assert s == pytest.approx(40 * 1.1 / 16) and (top, left) == (0, -7)  # region 44: centred at (-2, -7), 2 rows down
+
+
+def test_dataset_full_views_come_only_from_whole_slices():
+    torch.manual_seed(0)
+    whole = _piece(64, 48, rows=(0, 64), full_h=64)
+    cut = _piece(32, 48, rows=(0, 32), full_h=64)  # the top half of a slice whose lower rows were excluded
+    ds = PatchDataset([whole, cut], patch_sizes=(8, 16), coord_scale=1.0, full_view_prob=1.0)
+    kinds = {}
+    for i in range(len(ds)):
+        x = ds[i]
+        piece = int(ds.index[i])
+        step = float(x[1, 1, 0] - x[1, 0, 0])  # coordinate step of one crop pixel, in coarse pixels
+        kinds.setdefault(piece, set()).add(step == 1.0 and float(x[1].abs().max()) < 8.5)
+    assert kinds[0] == {True}  # every crop of the whole slice is a full view: a 16 x 16 coarse image's own frame
+    assert ds.describe()["whole_slice_pieces"] == 1
+    cut_crops = [ds[i] for i in range(len(ds)) if ds.index[i] == 1]
+    assert all(float(c[1].abs().max()) > 8.5 for c in cut_crops)  # 1-pixel crops of the cut piece: 1 mm coordinates
+    with pytest.raises(ValueError, match="full_view_prob"):
+        PatchDataset([whole], patch_sizes=(8, 16), full_view_prob=-0.1)
