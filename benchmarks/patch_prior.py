@@ -14,7 +14,8 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
   slab, 8 coils, R = 4 and 8), each with its own tuned DiffPIR λ.
 - ``sizes``: the same slab resampled to coarser square matrices (``--sizes``, default 128² and 96², i.e. 1.7 and 2.3 mm
-  pixels), 8 coils, R = 4 and 8: DiffPIR with the patch prior, λ tuned at each size and R on the tuning slices.
+  pixels), 8 coils, R = 4 and 8: DiffPIR with the patch prior, λ tuned at each size and R on the tuning slices. With
+  ``--sizes-mode pad`` the slab is instead zero-padded to each (larger) matrix at 1 mm, as the timing stage does.
 - ``samples``: unconditional DDIM samples of the patch prior at 217 x 181 (a PNG).
 - ``scale``: the diffusion solvers' intensity scale. DiffPIR (λ 3e-4) on the tuning slices, 8 coils, R = 4 and 8, with
   the scale at the 99.5th percentile of ``|Aᴴ y|`` (the default before 2026-12-06) and at its maximum (the default
@@ -204,18 +205,25 @@ def stage_timing(args, prior) -> dict:
     return out
 
 
-def time_one(size: int, nfe: int, checkpoint: str, threads: int, tiling: str) -> None:
-    torch.set_num_threads(threads)
-    prior = load_prior(checkpoint, torch.device("cpu")).with_tiling(tiling)
-    slab = np.load(DATA_1MM)[:1][:, None]  # (1, 1, 217, 181) -> centre crop / zero pad to size x size
-    img = np.zeros((1, 1, size, size), np.float32)
+def padded_slab(size: int, slices=None) -> Path:
+    """The 1 mm slab (``slices`` of it, default all) centre-cropped / zero-padded to ``size x size`` pixels of 1 mm,
+    saved as a ``.npy`` under /tmp; returns its path."""
+    slab = np.load(DATA_1MM)
+    slab = slab if slices is None else slab[list(slices)]
+    img = np.zeros((*slab.shape[:-2], size, size), np.float32)
     h, w = slab.shape[-2:]
     hs, ws = min(h, size), min(w, size)
     img[..., (size - hs) // 2 : (size - hs) // 2 + hs, (size - ws) // 2 : (size - ws) // 2 + ws] = \
         slab[..., (h - hs) // 2 : (h - hs) // 2 + hs, (w - ws) // 2 : (w - ws) // 2 + ws]
-    path = Path(f"/tmp/patch_prior_timing_{size}.npy")
+    path = Path(f"/tmp/patch_prior_slab_{size}_{len(img)}.npy")
     np.save(path, img)
-    cs = cases(path, [0], 8, 8)
+    return path
+
+
+def time_one(size: int, nfe: int, checkpoint: str, threads: int, tiling: str) -> None:
+    torch.set_num_threads(threads)
+    prior = load_prior(checkpoint, torch.device("cpu")).with_tiling(tiling)
+    cs = cases(padded_slab(size, [0]), [0], 8, 8)
     r = score(make_solver("diffpir", 0.01, prior, nfe), cs)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"s_per_slice": r["s_per_slice"], "peak_rss_mib": rss, "threads": threads, "psnr": r["psnr"]}))
@@ -248,13 +256,16 @@ def stage_compare64(args, prior) -> dict:
 def stage_sizes(args, prior) -> dict:
     rows, priors = [], patch_priors(args, prior)
     for size in args.sizes:
+        # resize: the slab resampled to size² (coarser pixels); pad: zero-padded to size² at 1 mm
+        data, image_size = (padded_slab(size), None) if args.sizes_mode == "pad" else (DATA_1MM, size)
         for R in args.accelerations_64:
-            tcases = cases(DATA_1MM, args.tune_slices, R, 8, image_size=size)
-            ecases = cases(DATA_1MM, args.eval_slices, R, 8, image_size=size)
+            tcases = cases(data, args.tune_slices, R, 8, image_size=image_size)
+            ecases = cases(data, args.eval_slices, R, 8, image_size=image_size)
             for label, p in priors.items():
                 lam, grid_rows = tune("diffpir", tuning_grid("diffpir", args.quick), tcases, p, args.nfe)
                 r = score(make_solver("diffpir", lam, p, args.nfe), ecases)
-                rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, **r})
+                rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, "mode": args.sizes_mode,
+                             "tiling": str(p.tiling), **r})
                 print(f"{size}² R {R} {label}: {r['psnr']:.2f} dB / {r['ssim']:.3f} (λ {lam})", flush=True)
     return {"rows": rows}
 
@@ -343,9 +354,11 @@ def write_markdown(out: Path, results: dict) -> None:
                         for label, d in results["compare64"].items() for k, r in d.items() if k.startswith("R")])
     if "sizes" in results:
         slab_side = max(np.load(DATA_1MM, mmap_mode="r").shape[-2:])  # the slab is padded to a square, then resized
-        lines += table("Coarser matrices: the 1 mm slab resampled (DiffPIR, 8 coils, λ tuned per size and R)",
-                       ["matrix", "pixel mm", "R", "prior", "λ", "PSNR", "SSIM"],
-                       [[f"{r['size']}²", f"{slab_side / r['size']:.2f}", r["R"], r["prior"], r["lam"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
+        padded = lambda r: r.get("mode") == "pad"  # noqa: E731
+        lines += table("Other matrices: the 1 mm slab resampled, or zero-padded (DiffPIR, 8 coils, λ tuned per size and R)",
+                       ["matrix", "pixel mm", "R", "prior (tiling)", "λ", "PSNR", "SSIM"],
+                       [[f"{r['size']}²" + (" zero-padded" if padded(r) else ""), f"{1.0 if padded(r) else slab_side / r['size']:.2f}",
+                         r["R"], r["prior"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["lam"], f"{r['psnr']:.2f}", f"{r['ssim']:.3f}"]
                         for r in results["sizes"]["rows"]])
     if "scale" in results:
         sc = results["scale"]
@@ -368,6 +381,8 @@ def main() -> None:
     ap.add_argument("--compare-checkpoint", default=None, help="another patch prior for compare64 and sizes")
     ap.add_argument("--compare-sha256", default=None, help="its sha256 (needed when no metadata lies beside it)")
     ap.add_argument("--sizes", type=int, nargs="+", default=[128, 96], help="square matrices of the sizes stage")
+    ap.add_argument("--sizes-mode", default="resize", choices=["resize", "pad"],
+                    help="sizes stage: resample the slab to each matrix, or zero-pad it there at 1 mm")
     ap.add_argument("--nfe", type=int, default=50)
     ap.add_argument("--coils", type=int, nargs="+", default=[8, 1])
     ap.add_argument("--accelerations", type=float, nargs="+", default=[4, 8, 12])

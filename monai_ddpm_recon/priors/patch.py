@@ -14,8 +14,9 @@ coordinates in the whole-slice frame. At inference an ``H x W`` image is covered
 Either way the result is an ordinary ε-prediction of the whole image, and memory is bounded by
 ``max_patches_per_forward`` patches' worth of pixels per network call. Measured on the held-out 1 mm slab
 (``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (a patch's border pixels see less
-context), reconstructs as well inside DiffPIR and is faster, hence the default; ``"patches"`` reconstructed slightly
-better with earlier weights and stays selectable.
+context) and reconstructs as well or better inside DiffPIR up to the training slices' size (217 x 181, 128², 96²),
+hence the default; on larger zero-padded matrices (256², 320²) ``"patches"`` reconstructs better (+0.6 / +1.1 dB),
+so use it there.
 
 Coordinate frame: ``(row - (H - 1) / 2, col - (W - 1) / 2) / coord_scale``, i.e. pixels from the image centre
 (1 mm at native resolution) divided by ``coord_scale``. Training patches use the centre of the slice they were cut
