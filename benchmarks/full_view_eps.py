@@ -22,19 +22,18 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from monai_ddpm_recon.training.trainer import VAL_TIMESTEPS as TIMESTEPS  # noqa: E402  (the trainer's validation t)
 from monai_ddpm_recon.workflows import load_prior  # noqa: E402
 
 DATA_64 = ROOT / "bundles/ddpm_recon/data/colin27_heldout_axial_64.npy"
-TIMESTEPS = (50, 250, 500, 750)
 
 
 def full_view_eps_mse(prior, images: torch.Tensor, noise: torch.Tensor) -> list[float]:
     """Mean ε-MSE at each of ``TIMESTEPS`` over the noise draws ``noise (D, *images.shape)``."""
     out = []
     for t in TIMESTEPS:
-        a = float(prior.alphas_cumprod[t])
         with torch.no_grad():
-            errs = [float(((prior.eps(a**0.5 * images + (1 - a) ** 0.5 * n, t) - n) ** 2).mean()) for n in noise]
+            errs = [float(((prior.eps(prior.add_noise(images, n, t), t) - n) ** 2).mean()) for n in noise]
         out.append(float(np.mean(errs)))
     return out
 
