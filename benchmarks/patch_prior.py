@@ -107,7 +107,7 @@ def tune(name: str, grid, tune_cases, prior=None, nfe: int = 50) -> tuple[float,
 # --- stages ------------------------------------------------------------------------------------------------------
 def stage_denoise(args, prior) -> dict:
     """Tweedie x̂0 with each tiling (``"whole"``, ``"patches"``) vs the best Gaussian filter; ``gain_db`` is the
-    run's ``--tiling``."""
+    tiling the run's ``--tiling`` picks for the slab."""
     slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)][:, None].float()  # (N, 1, H, W) in [0, 1]
     x0 = slices * 2 - 1
     sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0]
@@ -119,7 +119,7 @@ def stage_denoise(args, prior) -> dict:
         xt = a**0.5 * x0 + (1 - a) ** 0.5 * eps
         tweedie = {}
         with torch.no_grad():
-            for tiling in Tiling:
+            for tiling in (Tiling.WHOLE, Tiling.PATCHES):
                 t0 = time.perf_counter()
                 tweedie[str(tiling)] = (prior.with_tiling(tiling).x0(xt, t).clamp(-1, 1), time.perf_counter() - t0)
         scaled = xt / a**0.5
@@ -129,7 +129,8 @@ def stage_denoise(args, prior) -> dict:
             return float(np.mean([float(psnr((x0[i, 0] + 1) / 2, (img[i, 0] + 1) / 2, data_range=1.0)) for i in range(len(x0))]))
 
         best_sigma = max(sigmas, key=lambda s: p(filt[s]))
-        out[t] = {"tweedie_psnr": p(tweedie[args.tiling][0]), "tiling": args.tiling, "noisy_psnr": p(scaled.clamp(-1, 1)),
+        used = str(prior.tiling_for(x0.shape[-2:]))
+        out[t] = {"tweedie_psnr": p(tweedie[used][0]), "tiling": used, "noisy_psnr": p(scaled.clamp(-1, 1)),
                   "best_gaussian_sigma": best_sigma, "best_gaussian_psnr": p(filt[best_sigma]),
                   "tweedie_psnr_by_tiling": {k: p(v[0]) for k, v in tweedie.items()},
                   "seconds_by_tiling": {k: v[1] for k, v in tweedie.items()}}
@@ -180,7 +181,8 @@ def stage_recon(args, prior) -> dict:
                 value = tuned[coils].get(key(name), {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
-                         size=list(ecases[0].kspace.shape[-2:]), tiling=args.tiling if name == "diffpir" else None,
+                         size=list(ecases[0].kspace.shape[-2:]),
+                         tiling=str(prior.tiling_for(ecases[0].kspace.shape[-2:])) if name == "diffpir" else None,
                          tuned_at_R=tune_R if name != "zero_filled" else None)
                 rows.append(r)
                 print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
@@ -265,7 +267,7 @@ def stage_sizes(args, prior) -> dict:
                 lam, grid_rows = tune("diffpir", tuning_grid("diffpir", args.quick), tcases, p, args.nfe)
                 r = score(make_solver("diffpir", lam, p, args.nfe), ecases)
                 rows.append({"size": size, "R": R, "prior": label, "lam": lam, "grid": grid_rows, "mode": args.sizes_mode,
-                             "tiling": str(p.tiling), **r})
+                             "tiling": str(p.tiling_for((size, size))), **r})
                 print(f"{size}² R {R} {label}: {r['psnr']:.2f} dB / {r['ssim']:.3f} (λ {lam})", flush=True)
     return {"rows": rows}
 
@@ -403,9 +405,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
     ap.add_argument("--timing-sizes", type=int, nargs="+", default=[192, 256, 320])
-    ap.add_argument("--timing-tilings", nargs="+", default=[str(t) for t in Tiling], choices=[str(t) for t in Tiling])
-    ap.add_argument("--tiling", default=str(Tiling.WHOLE), choices=[str(t) for t in Tiling],
-                    help="how the patch prior covers a whole slice (PatchDDPMPrior.tiling)")
+    ap.add_argument("--timing-tilings", nargs="+", default=[str(Tiling.WHOLE), str(Tiling.PATCHES)],
+                    choices=[str(t) for t in Tiling])
+    ap.add_argument("--tiling", default=str(Tiling.AUTO), choices=[str(t) for t in Tiling],
+                    help="how the patch prior covers a whole slice (PatchDDPMPrior.tiling; auto: by the longer side)")
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()

@@ -3,7 +3,7 @@
 The network (MONAI ``DiffusionModelUNet``) sees a noisy patch plus two channels holding the patch's pixel
 coordinates in the whole-slice frame. At inference an ``H x W`` image is covered in one of two ways (``tiling``):
 
-- ``"whole"`` (default; Patch Diffusion's inference, Wang et al.): the network is fully
+- ``"whole"`` (Patch Diffusion's inference, Wang et al.): the network is fully
   convolutional, so it runs once on the whole image with the whole coordinate grid, padded with noised background to a
   multiple of ``2 ** (levels - 1)``.
 - ``"patches"`` (PaDIS, Hu et al.): the image is placed on a canvas that is a whole number of patches, at an offset
@@ -14,9 +14,9 @@ coordinates in the whole-slice frame. At inference an ``H x W`` image is covered
 Either way the result is an ordinary ε-prediction of the whole image, and memory is bounded by
 ``max_patches_per_forward`` patches' worth of pixels per network call. Measured on the held-out 1 mm slab
 (``benchmarks/patch_prior.py``): ``"whole"`` is the better one-step denoiser (a patch's border pixels see less
-context) and reconstructs as well or better inside DiffPIR up to the training slices' size (217 x 181, 128², 96²),
-hence the default; on larger zero-padded matrices (256², 320²) ``"patches"`` reconstructs better (+0.6 / +1.1 dB),
-so use it there.
+context) and reconstructs as well or better inside DiffPIR up to the training slices' size (217 x 181, 128², 96²);
+on larger zero-padded matrices (256², 320²) ``"patches"`` reconstructs better (+0.6 / +1.1 dB). The default
+``"auto"`` picks ``"whole"`` up to :data:`WHOLE_MAX_SIDE` pixels and ``"patches"`` beyond.
 
 Coordinate frame: ``(row - (H - 1) / 2, col - (W - 1) / 2) / coord_scale``, i.e. pixels from the image centre
 (1 mm at native resolution) divided by ``coord_scale``. Training patches use the centre of the slice they were cut
@@ -43,6 +43,10 @@ from ..utils.validation import check_finite
 from .base import Schedule
 from .ddpm import PRIOR_CLASSES, DDPMPrior
 
+# "auto" tiling: one pass up to this side, patches beyond. Chosen on the tuning slices (DiffPIR, 8 coils, R 8, the
+# slab zero-padded at 1 mm; benchmarks/results/patch_prior/tiling_tune_*): patches - whole = +0.05 / -0.12 dB at
+# 217² / 224², then +0.11 / +0.60 / +0.83 / +1.04 dB at 240² / 256² / 288² / 320².
+WHOLE_MAX_SIDE = 224
 BACKGROUND = {1: -1.0, 2: 0.0}  # zero signal in the prior's intensity range: magnitude 0 -> 2*0-1; real/imag 0 -> 0
 
 
@@ -66,6 +70,7 @@ def coordinate_grid(
 class Tiling(StrEnum):
     """How a :class:`PatchDDPMPrior` covers a whole image at inference (see the module docstring)."""
 
+    AUTO = "auto"
     PATCHES = "patches"
     WHOLE = "whole"
 
@@ -82,8 +87,11 @@ class PatchDDPMPrior(DDPMPrior):
         train_patch_sizes: patch sides used in training (recorded in the checkpoint; each must be divisible by
             ``2 ** (levels - 1)``).
         coord_scale: pixels per coordinate unit (see the module docstring).
-        tiling: ``"whole"`` (one pass over the whole image, default) or ``"patches"`` (random-offset patch tiling
-            per timestep); an attribute that can be changed after loading (or use :meth:`with_tiling`).
+        tiling: ``"auto"`` (default: ``"whole"`` for images whose longer side is at most ``whole_max_side``,
+            ``"patches"`` for larger ones), ``"whole"`` (one pass over the whole image) or ``"patches"``
+            (random-offset patch tiling per timestep); an attribute that can be changed after loading (or use
+            :meth:`with_tiling`).
+        whole_max_side: the longest image side that ``"auto"`` covers in one pass (see :data:`WHOLE_MAX_SIDE`).
         max_patches_per_forward: patches per network call (bounds memory; ``"whole"`` passes as many images per call
             as fit in the same number of pixels, at least one).
         tiling_seed: the tiling offset and the background noise at timestep ``t`` are drawn from a generator seeded
@@ -106,7 +114,8 @@ class PatchDDPMPrior(DDPMPrior):
         network_kwargs: dict | None = None,
         train_patch_sizes: Sequence[int] = (16, 32, 64),
         coord_scale: float = 128.0,
-        tiling: Tiling | str = Tiling.WHOLE,
+        tiling: Tiling | str = Tiling.AUTO,
+        whole_max_side: int = WHOLE_MAX_SIDE,
         max_patches_per_forward: int = 64,
         tiling_seed: int = 0,
         num_train_timesteps: int = 1000,
@@ -126,10 +135,13 @@ class PatchDDPMPrior(DDPMPrior):
             raise ValueError(f"train_patch_sizes must be a non-empty list of sides >= 4, got {list(train_patch_sizes)!r}.")
         if float(coord_scale) <= 0 or not math.isfinite(float(coord_scale)):
             raise ValueError(f"coord_scale must be a positive number of pixels, got {coord_scale!r}.")
+        if int(whole_max_side) < 1:
+            raise ValueError(f"whole_max_side must be a positive number of pixels, got {whole_max_side!r}.")
         if int(max_patches_per_forward) < 1:
             raise ValueError(f"max_patches_per_forward must be >= 1, got {max_patches_per_forward!r}.")
         self.coord_scale = float(coord_scale)
         self.max_patches_per_forward = int(max_patches_per_forward)
+        self.whole_max_side = int(whole_max_side)
         self.tiling_seed = int(tiling_seed)
         self.tiling = tiling
         super().__init__(patch_size, channels, network, network_kwargs, num_train_timesteps, schedule, beta_start, beta_end, device)
@@ -156,6 +168,12 @@ class PatchDDPMPrior(DDPMPrior):
         view.tiling = tiling
         return view
 
+    def tiling_for(self, size: tuple[int, int]) -> Tiling:
+        """The tiling that covers an ``(H, W)`` image: ``"auto"`` resolved by the longer side."""
+        if self.tiling != Tiling.AUTO:
+            return self.tiling
+        return Tiling.WHOLE if max(int(s) for s in size) <= self.whole_max_side else Tiling.PATCHES
+
     def supports_size(self, size: tuple[int, int]) -> bool:
         return len(size) == 2 and all(int(s) >= 1 for s in size)
 
@@ -178,7 +196,7 @@ class PatchDDPMPrior(DDPMPrior):
         check_finite("x_t", x_t)
         tt = self.timesteps(t, x_t.shape[0]).cpu()
         values = torch.unique(tt).tolist()
-        run = self._eps_whole if self.tiling == Tiling.WHOLE else self._eps_tiled
+        run = self._eps_whole if self.tiling_for(x_t.shape[-2:]) == Tiling.WHOLE else self._eps_tiled
         if len(values) == 1:
             return run(x_t, int(values[0])).to(dtype=x_t.dtype)
         out = torch.empty_like(x_t)

@@ -84,6 +84,13 @@ def require_prior_size(prior, sizes: Iterable[tuple[int, int]], checkpoint: str 
             )
 
 
+def log_prior_tiling(prior, sizes: Iterable[tuple[int, int]]) -> None:
+    """Log, for a prior that covers images by tiling (a patch prior), the tiling each case size gets."""
+    tiling_for = getattr(prior, "tiling_for", None)
+    for h, w in sizes if tiling_for is not None else ():
+        logger.info("patch prior: %dx%d images are covered by %r tiling", int(h), int(w), str(tiling_for((int(h), int(w)))))
+
+
 def check_prior(
     checkpoint: str | os.PathLike,
     image_size: int | None,
@@ -201,7 +208,9 @@ class ReconstructionWorkflow:
         """Run every solver on every case; returns one metrics row per (case, solver)."""
         cases = load_cases(self.spec, seed=self.seed)
         if self.prior is not None:
-            require_prior_size(self.prior, dict.fromkeys(tuple(c.kspace.shape[-2:]) for c in cases), self.prior_checkpoint)
+            sizes = dict.fromkeys(tuple(c.kspace.shape[-2:]) for c in cases)
+            require_prior_size(self.prior, sizes, self.prior_checkpoint)
+            log_prior_tiling(self.prior, sizes)
         recons: dict[SolverName, list[np.ndarray]] = {}
         stds: dict[SolverName, list[np.ndarray | None]] = {}
         rows: list[dict] = []

@@ -108,14 +108,33 @@ def test_whole_tiling_runs_the_network_once_on_the_padded_image_and_patches_on_t
     with pytest.raises(ValueError, match="tiling"):
         prior.tiling = "tiles"
     # a real network sees more context in one pass than in a patch: the two tilings give different ε
-    real = _prior(tiling=None)
-    assert real.tiling == "whole"  # the default
+    real = _prior(tiling="whole")
     x = torch.randn(1, 1, 40, 28, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         whole = real.eps(x, 300)
         tiled = real.with_tiling("patches").eps(x, 300)
     assert real.tiling == "whole"  # with_tiling is a view
     assert not torch.allclose(whole, tiled) and bool(torch.isfinite(whole).all())
+
+
+def test_auto_tiling_covers_small_images_in_one_pass_and_large_ones_with_patches():
+    net = _Recorder()
+    prior = PatchDDPMPrior(16, network=net, network_kwargs=SMALL, train_patch_sizes=(8, 16), whole_max_side=40)
+    assert prior.tiling == "auto"  # the default
+    prior.eps(torch.zeros(1, 1, 40, 22), 10)  # longer side 40 <= whole_max_side: one pass
+    assert net.shapes == [(1, 3, 40, 22)]
+    net.shapes.clear()
+    prior.eps(torch.zeros(1, 1, 22, 41), 10)  # longer side 41: patches, whichever side it is
+    assert {s[1:] for s in net.shapes} == {(3, 16, 16)}
+    assert [prior.tiling_for(s) for s in [(40, 40), (41, 8), (8, 41)]] == ["whole", "patches", "patches"]
+    assert prior.with_tiling("whole").tiling_for((500, 500)) == "whole"  # an explicit tiling is never overridden
+    # the shipped default: auto resolves to the same ε as the tiling it picks
+    real = _prior(tiling=None)
+    x = torch.randn(1, 1, 40, 28, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.testing.assert_close(real.eps(x, 300), real.with_tiling("whole").eps(x, 300), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="whole_max_side"):
+        PatchDDPMPrior(16, network_kwargs=SMALL, train_patch_sizes=(8, 16), whole_max_side=0)
 
 
 def test_any_size_is_supported_and_whole_image_prior_is_not():

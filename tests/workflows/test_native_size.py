@@ -3,6 +3,7 @@ only its own size (one-line error before any work), a prior that accepts any siz
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from monai_ddpm_recon.workflows import BenchmarkWorkflow, CaseSpec, ReconstructionWorkflow, load_cases, run_evaluator
-from monai_ddpm_recon.workflows.reconstruct import check_prior, require_prior_size
+from monai_ddpm_recon.priors import PatchDDPMPrior
+from monai_ddpm_recon.workflows.reconstruct import check_prior, log_prior_tiling, require_prior_size
 from monai_ddpm_recon.workflows.runner import batches, stack_cases
 
 SHIPPED = Path(__file__).parents[2] / "bundles/ddpm_recon/models/model.pt"
@@ -39,6 +41,18 @@ def test_require_prior_size_uses_prior_supports_size():
     with pytest.raises(ValueError, match=r"models \(64, 64\) images only, but the cases are 45x37; set image_size") as e:
         require_prior_size(WholeImagePrior(), [(64, 64), (45, 37)], "p.pt")
     assert "\n" not in str(e.value) and "prior_checkpoint='p.pt'" in str(e.value)
+
+
+def test_the_tiling_of_each_case_size_is_logged_for_a_patch_prior(caplog):
+    prior = PatchDDPMPrior(16, network_kwargs={"channels": (8, 8), "num_res_blocks": 1}, train_patch_sizes=(16,),
+                           whole_max_side=200)
+    with caplog.at_level(logging.INFO, logger="monai_ddpm_recon.workflows.reconstruct"):
+        log_prior_tiling(prior, {(217, 181): None, (45, 37): None})
+        log_prior_tiling(WholeImagePrior(), [(64, 64)])  # a whole-image prior has no tiling: nothing logged
+    assert [r.getMessage() for r in caplog.records] == [
+        "patch prior: 217x181 images are covered by 'patches' tiling",
+        "patch prior: 45x37 images are covered by 'whole' tiling",
+    ]
 
 
 @pytest.mark.skipif(not SHIPPED.is_file(), reason="the shipped prior is not in this checkout")
