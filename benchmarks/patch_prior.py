@@ -6,9 +6,9 @@ Stages (each writes ``<out>/<stage>.json`` and a markdown table; ``--stage all``
   the eval slices themselves, which favours the filter) at t = 200 and 400 on the held-out 1 mm Colin27 slab
   (217 x 181).
 - ``recon``: 8 and 1 coils, R = 4/8/12, phase-free cases of the held-out slab at their own size: zero-filled, TV,
-  ℓ1-wavelet and DiffPIR with the patch prior. TV/ℓ1-wavelet λ and DiffPIR λ are tuned on tuning slices (default
-  1 and 15) at R = 8 for each coil count over the grids in ``GRIDS`` (``--tune-per-r``: at each R separately);
-  evaluation slices are never used for tuning.
+  ℓ1-wavelet and DiffPIR with the patch prior (``--methods``; also ``dds``, the DDS preset). TV/ℓ1-wavelet λ,
+  DiffPIR λ and DDS ρ are tuned on tuning slices (default 1 and 15) at R = 8 for each coil count over the grids in
+  ``GRIDS`` (``--tune-per-r``: at each R separately); evaluation slices are never used for tuning.
 - ``timing``: seconds per slice and peak resident memory of DiffPIR (8 coils, R = 8) at ``--timing-sizes`` (192², 256²,
   320²), ``--timing-nfe`` and ``--timing-tilings`` (both), each in a fresh process.
 - ``compare64``: the patch prior vs the shipped 64² whole-image prior on the 64² task (the bundle's 64² held-out
@@ -53,7 +53,13 @@ from monai_ddpm_recon.data.slices import intensity_scales  # noqa: E402
 from monai_ddpm_recon.metrics import psnr  # noqa: E402
 from monai_ddpm_recon.priors import Tiling  # noqa: E402
 from monai_ddpm_recon.priors.ddpm import sha256_file  # noqa: E402
-from monai_ddpm_recon.solvers import DiffPIRSolver, L1WaveletSolver, TotalVariationSolver, ZeroFilledSolver  # noqa: E402
+from monai_ddpm_recon.solvers import (  # noqa: E402
+    DecomposedDiffusionSolver,
+    DiffPIRSolver,
+    L1WaveletSolver,
+    TotalVariationSolver,
+    ZeroFilledSolver,
+)
 from monai_ddpm_recon.solvers.mapping import SCALE_PERCENTILE  # noqa: E402
 from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_cases, stack_cases  # noqa: E402
 
@@ -63,7 +69,10 @@ DATA_64 = BUNDLE / "data/colin27_heldout_axial_64.npy"
 PATCH_CKPT = BUNDLE / "models/patch/model.pt"
 WHOLE_CKPT = BUNDLE / "models/model.pt"
 OLD_SCALE_PERCENTILE = 99.5  # the diffusion solvers' default before 2026-12-06 (the scale stage compares it)
-GRIDS = {"tv": [1e-4, 3e-4, 1e-3, 3e-3], "l1wavelet": [1e-4, 3e-4, 1e-3, 3e-3], "diffpir": [0.003, 0.01, 0.03]}
+METHODS = ("zero_filled", "tv", "l1wavelet", "diffpir", "dds")  # table order
+DIFFUSION_METHODS = ("diffpir", "dds")
+GRIDS = {"tv": [1e-4, 3e-4, 1e-3, 3e-3], "l1wavelet": [1e-4, 3e-4, 1e-3, 3e-3], "diffpir": [0.003, 0.01, 0.03],
+         "dds": [0.001, 0.003, 0.01, 0.05]}
 
 
 def make_solver(name: str, value, prior=None, nfe: int = 50):
@@ -76,6 +85,8 @@ def make_solver(name: str, value, prior=None, nfe: int = 50):
     if name == "diffpir":  # value: λ, or [λ, t_start] for a warm-started run (t_start None: from pure noise)
         lam, t_start = value if isinstance(value, (list, tuple)) else (value, None)
         return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start)
+    if name == "dds":  # value: the constant proximal weight ρ
+        return DecomposedDiffusionSolver(prior, rho=value, num_steps=nfe, seed=0, phase_mode="none")
     raise ValueError(f"unknown method {name!r}")
 
 
@@ -148,8 +159,8 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def row_order(r: dict) -> tuple:
-    """Table order of recon rows: more coils first, then R, then zero-filled / TV / ℓ1 / DiffPIR, then tiling."""
-    return (-r["coils"], r["R"], ["zero_filled", "tv", "l1wavelet", "diffpir"].index(r["method"]), r.get("tiling") or "",
+    """Table order of recon rows: more coils first, then R, then :data:`METHODS`' order, then tiling."""
+    return (-r["coils"], r["R"], METHODS.index(r["method"]), r.get("tiling") or "",
             str(r["value"]))
 
 
@@ -166,7 +177,7 @@ def stage_recon(args, prior) -> dict:
         for R in args.accelerations if coils > 1 else args.accelerations_1coil:
             tune_R = R if args.tune_per_r else 8
             key = (lambda name: f"{name} @R{tune_R:g}") if args.tune_per_r else (lambda name: name)
-            names = [m for m in ("tv", "l1wavelet", "diffpir") if m in args.methods]
+            names = [m for m in METHODS if m != "zero_filled" and m in args.methods]
             if not all(key(n) in tuned[coils] for n in names):  # once per tuning R (without --tune-per-r: once)
                 tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils)
                 for name in names:
@@ -177,12 +188,13 @@ def stage_recon(args, prior) -> dict:
                     tuned[coils][key(name)] = {"value": best, "grid": grid_rows}
                     print(f"tuned {key(name)} ({coils} coils): {best} from {grid_rows}", flush=True)
             ecases = cases(DATA_1MM, args.eval_slices, R, coils)
-            for name in [m for m in ("zero_filled", "tv", "l1wavelet", "diffpir") if m in args.methods]:
+            for name in [m for m in METHODS if m in args.methods]:
                 value = tuned[coils].get(key(name), {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
-                r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if name == "diffpir" else None,
+                diffusion = name in DIFFUSION_METHODS
+                r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if diffusion else None,
                          size=list(ecases[0].kspace.shape[-2:]),
-                         tiling=str(prior.tiling_for(ecases[0].kspace.shape[-2:])) if name == "diffpir" else None,
+                         tiling=str(prior.tiling_for(ecases[0].kspace.shape[-2:])) if diffusion else None,
                          tuned_at_R=tune_R if name != "zero_filled" else None)
                 rows.append(r)
                 print(f"{coils} coils R {R} {name}: {r['psnr']:.2f} dB / {r['ssim']:.3f}, {r['s_per_slice']:.1f} s/slice", flush=True)
@@ -333,12 +345,12 @@ def write_markdown(out: Path, results: dict) -> None:
         other = [json.loads(f.read_text()) for f in sorted([*out.glob("tiling_*/recon.json"), *out.glob("warm_*/recon.json")])]
         rows = sorted([*results["recon"]["rows"], *(r for o in other for r in o["rows"])], key=row_order)
         lines += table("Reconstruction at native size (PSNR dB / SSIM, s/slice)",
-                       ["coils", "R", "method", "λ (or [λ, t_start])", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
+                       ["coils", "R", "method", "λ or ρ (or [λ, t_start])", "PSNR", "SSIM", "min gain over ZF", "s/slice"],
                        [[r["coils"], r["R"], r["method"] + (f" ({r['tiling']})" if r.get("tiling") else ""), r["value"] if r["value"] is not None else "", f"{r['psnr']:.2f}",
                          f"{r['ssim']:.3f}", f"{r['min_gain_over_zf']:+.2f}", f"{r['s_per_slice']:.1f}"]
                         for r in rows])
         main_tiling = next((r["tiling"] for r in results["recon"]["rows"] if r.get("tiling")), None)
-        label = lambda m, t: f"{m} ({t})" if m.split(" @")[0] == "diffpir" and t else m  # noqa: E731
+        label = lambda m, t: f"{m} ({t})" if m.split(" @")[0] in DIFFUSION_METHODS and t else m  # noqa: E731
         grids = {c: {label(m, main_tiling): v["grid"] for m, v in d.items()} for c, d in results["recon"]["tuned"].items()}
         for o in other:
             tiling = next(r["tiling"] for r in o["rows"])
@@ -390,9 +402,10 @@ def main() -> None:
     ap.add_argument("--accelerations", type=float, nargs="+", default=[4, 8, 12])
     ap.add_argument("--accelerations-1coil", type=float, nargs="+", default=[4, 8])
     ap.add_argument("--accelerations-64", type=float, nargs="+", default=[4, 8])
-    ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"])
+    ap.add_argument("--methods", nargs="+", default=["zero_filled", "tv", "l1wavelet", "diffpir"], choices=METHODS)
     ap.add_argument("--diffpir-grid", type=float, nargs="+", default=None, help="DiffPIR λ grid (default GRIDS)")
     ap.add_argument("--tv-grid", type=float, nargs="+", default=None, help="TV λ grid (default GRIDS)")
+    ap.add_argument("--dds-grid", type=float, nargs="+", default=None, help="DDS ρ grid (default GRIDS)")
     ap.add_argument("--l1wavelet-grid", type=float, nargs="+", default=None, help="ℓ1-wavelet λ grid (default GRIDS)")
     ap.add_argument("--t-start-grid", type=lambda v: None if v == "none" else int(v), nargs="+", default=None,
                     help="DiffPIR warm-start t_start values tuned together with λ ('none': from pure noise)")
@@ -423,7 +436,8 @@ def main() -> None:
         args.accelerations_1coil = [8]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    prior = load_prior(args.checkpoint, torch.device("cpu")) if "diffpir" in args.methods or args.stage != "recon" else None
+    needs_prior = args.stage != "recon" or any(m in DIFFUSION_METHODS for m in args.methods)
+    prior = load_prior(args.checkpoint, torch.device("cpu")) if needs_prior else None
     if prior is not None:
         prior.tiling = args.tiling
     stages = ["denoise", "recon", "compare64", "sizes", "samples", "timing"] if args.stage == "all" else [args.stage]
