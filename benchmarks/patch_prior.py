@@ -73,6 +73,7 @@ METHODS = ("zero_filled", "tv", "l1wavelet", "diffpir", "dds")  # table order
 DIFFUSION_METHODS = ("diffpir", "dds")
 GRIDS = {"tv": [1e-4, 3e-4, 1e-3, 3e-3], "l1wavelet": [1e-4, 3e-4, 1e-3, 3e-3], "diffpir": [0.003, 0.01, 0.03],
          "dds": [0.001, 0.003, 0.01, 0.05]}
+DIFFPIR_CG = {"cg_iterations": 30}  # DiffPIR's CG budget per step (--cg-iterations; 30 = the preset's default)
 
 
 def make_solver(name: str, value, prior=None, nfe: int = 50):
@@ -84,7 +85,7 @@ def make_solver(name: str, value, prior=None, nfe: int = 50):
         return L1WaveletSolver(lam=value)
     if name == "diffpir":  # value: λ, or [λ, t_start] for a warm-started run (t_start None: from pure noise)
         lam, t_start = value if isinstance(value, (list, tuple)) else (value, None)
-        return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start)
+        return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start, **DIFFPIR_CG)
     if name == "dds":  # value: the constant proximal weight ρ
         return DecomposedDiffusionSolver(prior, rho=value, num_steps=nfe, seed=0, phase_mode="none")
     raise ValueError(f"unknown method {name!r}")
@@ -193,6 +194,7 @@ def stage_recon(args, prior) -> dict:
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 diffusion = name in DIFFUSION_METHODS
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if diffusion else None,
+                         cg_iterations=DIFFPIR_CG["cg_iterations"] if name == "diffpir" else None,
                          size=list(ecases[0].kspace.shape[-2:]),
                          tiling=str(prior.tiling_for(ecases[0].kspace.shape[-2:])) if diffusion else None,
                          tuned_at_R=tune_R if name != "zero_filled" else None)
@@ -208,7 +210,8 @@ def stage_timing(args, prior) -> dict:
         for size in args.timing_sizes:
             for nfe in args.timing_nfe:
                 cmd = [sys.executable, __file__, "--time-one", str(size), "--nfe", str(nfe), "--checkpoint",
-                       str(args.checkpoint), "--tiling", tiling, "--threads", str(args.threads)]
+                       str(args.checkpoint), "--tiling", tiling, "--threads", str(args.threads),
+                       "--cg-iterations", str(args.cg_iterations)]
                 res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
                 line = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
                 if not line:
@@ -415,6 +418,7 @@ def main() -> None:
                     help="k-space SNR of added noise in the scale stage (default: noiseless)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
+    ap.add_argument("--cg-iterations", type=int, default=30, help="DiffPIR's CG iterations per step")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--timing-nfe", type=int, nargs="+", default=[50, 100])
     ap.add_argument("--timing-sizes", type=int, nargs="+", default=[192, 256, 320])
@@ -425,6 +429,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    DIFFPIR_CG["cg_iterations"] = args.cg_iterations
     if args.time_one is not None:
         return time_one(args.time_one, args.nfe, args.checkpoint, args.threads, args.tiling)
     torch.set_num_threads(args.threads)

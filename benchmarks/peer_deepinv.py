@@ -13,7 +13,18 @@ and the benchmark images are phase-free), in the units of our solvers' mapping (
 Usage::
 
     python benchmarks/peer_deepinv.py --out benchmarks/results/peer_deepinv        # full grid (CPU: ~1 h)
-    python benchmarks/peer_deepinv.py --nfe 50 --accelerations 8 --quick           # a smoke run
+    # a smoke run (one slice each, one grid value, 4 NFE)
+    python benchmarks/peer_deepinv.py --nfe 4 --accelerations 8 --tune-slices 1 --eval-slices 0 \
+        --methods zero_filled ours_diffpir deepinv_diffpir --grid ours_diffpir 0.001 --grid deepinv_diffpir 0.001 \
+        --out /tmp/peer_smoke
+    # at native size: the 1 mm slab (217 x 181) with the shipped patch prior, both DiffPIRs over one λ grid
+    python benchmarks/peer_deepinv.py --native --nfe 50 --accelerations 4 8 --eval-slices 0 4 8 12 \
+        --methods zero_filled ours_diffpir deepinv_diffpir --grid ours_diffpir 1e-4 3e-4 1e-3 3e-3 1e-2 \
+        --grid deepinv_diffpir 1e-4 3e-4 1e-3 3e-3 1e-2 --out benchmarks/results/peer_deepinv_native
+    # the same with 100 CG iterations per step for ours (re-tuned; rows noiseless_cg100)
+    python benchmarks/peer_deepinv.py --native --nfe 50 --accelerations 4 8 --eval-slices 0 4 8 12 \
+        --methods ours_diffpir --grid ours_diffpir 1e-4 3e-4 1e-3 3e-3 1e-2 --cg-iterations 100 --tag-suffix _cg100 \
+        --out benchmarks/results/peer_deepinv_native
     # re-run a subset with the tuned values of an earlier run, into results_noiseless_new_defaults.csv
     python benchmarks/peer_deepinv.py --methods zero_filled ours_dds --nfe 25 \
         --tuned benchmarks/results/peer_deepinv/tuned_noiseless.json --tag-suffix _new_defaults
@@ -46,6 +57,9 @@ from monai_ddpm_recon.workflows import CaseSpec, load_cases, load_prior, score_c
 
 DATA = ROOT / "bundles/ddpm_recon/data/colin27_heldout_axial_64.npy"
 CKPT = ROOT / "bundles/ddpm_recon/models/model.pt"
+# --native: the held-out slab at its own 1 mm matrix (217 x 181) with the shipped patch prior
+NATIVE_DATA = ROOT / "bundles/ddpm_recon/data/colin27_heldout_axial_1mm.npy"
+NATIVE_CKPT = ROOT / "bundles/ddpm_recon/models/patch/model.pt"
 
 #: tuning grids (the value each method is run with is picked on the tuning slices)
 GRIDS = {
@@ -105,19 +119,21 @@ class DeepinvSolver:
         return (x[:, :1].double() * scale.double()).to(kspace.dtype)
 
 
-def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "none", num_samples: int = 1):
+def make_solver(name: str, prior, nfe: int, value, seed: int = 0, phase: str = "none", num_samples: int = 1,
+                cg_iterations: int = 30):
     """``phase``: our presets' phase mode; ``none`` on phase-free data gives them the knowledge deepinv's real-image
-    physics has (the image is real). ``num_samples``: posterior samples averaged by our presets (one batch of K)."""
+    physics has (the image is real). ``num_samples``: posterior samples averaged by our presets (one batch of K).
+    ``cg_iterations``: our DiffPIR's CG iterations per step."""
     ours = dict(num_steps=nfe, seed=seed, phase_mode=phase, num_samples=num_samples)
     if name == "zero_filled":
         return ZeroFilledSolver()
     if name == "tv":
         return TotalVariationSolver(lam=value)
     if name == "ours_diffpir":
-        return DiffPIRSolver(prior, lam=value, cg_iterations=30, t_start=None, **ours)
+        return DiffPIRSolver(prior, lam=value, cg_iterations=cg_iterations, t_start=None, **ours)
     if name == "ours_diffpir_warm":
         lam, t_start = value
-        return DiffPIRSolver(prior, lam=lam, cg_iterations=30, t_start=t_start, **ours)
+        return DiffPIRSolver(prior, lam=lam, cg_iterations=cg_iterations, t_start=t_start, **ours)
     if name == "ours_dds":
         return DecomposedDiffusionSolver(prior, rho=value, **ours)
     if name == "ours_loss_guidance":
@@ -141,7 +157,8 @@ def evaluate(solver, cases) -> tuple[float, float, float, float, list[dict]]:
 
 
 def cases_for(slices, R, coils, args):
-    spec = CaseSpec(example_data=str(DATA), slices=slices, num_coils=coils, acceleration=R,
+    data, size = (NATIVE_DATA, None) if args.native else (DATA, 64)
+    spec = CaseSpec(example_data=str(data), slices=slices, num_coils=coils, acceleration=R, image_size=size,
                     smooth_phase=args.smooth_phase, snr_db=args.snr_db)
     return load_cases(spec, seed=0)
 
@@ -236,6 +253,12 @@ def main() -> None:
                    "only; tuning always uses 1)")
     p.add_argument("--final-dc", choices=["default", "on", "off"], default="default",
                    help="override our presets' final data-consistency step (evaluation only)")
+    p.add_argument("--native", action="store_true",
+                   help="the 1 mm slab at its own matrix with the patch prior (default: the 64² slab, whole-image prior)")
+    p.add_argument("--grid", nargs="+", action="append", default=[], metavar=("METHOD", "VALUE"),
+                   help="replace a method's tuning grid, e.g. --grid deepinv_diffpir 1e-4 3e-4 1e-3 (repeatable)")
+    p.add_argument("--cg-iterations", type=int, default=30, help="our DiffPIR's CG iterations per step (deepinv's "
+                   "prox runs CG to 1e-5 or 50 iterations)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--table", action="store_true", help="only (re)write results.md from the CSVs in --out")
     args = p.parse_args()
@@ -245,7 +268,12 @@ def main() -> None:
     if args.table:
         print("wrote", write_table(out), write_figure(out))
         return
-    prior = load_prior(CKPT, torch.device("cpu"))
+    for method, *values in args.grid:
+        if method not in GRIDS or not values or isinstance(GRIDS[method][1][0], list):
+            scalar = sorted(m for m, (_, g) in GRIDS.items() if not isinstance(g[0], list))
+            p.error(f"--grid: expected one of {scalar} followed by values, got {[method, *values]}")
+        GRIDS[method] = (GRIDS[method][0], [float(v) for v in values])
+    prior = load_prior(NATIVE_CKPT if args.native else CKPT, torch.device("cpu"))
     tag = f"{'snr' + str(args.snr_db) if args.snr_db else 'noiseless'}{'_phase' if args.smooth_phase else ''}"
     tag += "" if args.coils == [8] else "_" + "-".join(map(str, args.coils)) + "coil"
     tag += args.tag_suffix
@@ -260,7 +288,8 @@ def main() -> None:
         key, grid = GRIDS[name]
         best = None
         for v in grid:
-            ps, ss, dt, _, _ = evaluate(make_solver(name, prior, 50, v, phase=phase), tune_cases)
+            ps, ss, dt, _, _ = evaluate(make_solver(name, prior, 50, v, phase=phase, cg_iterations=args.cg_iterations),
+                                        tune_cases)
             tune_rows.append({"method": name, key: v, "psnr": round(ps, 2), "ssim": round(ss, 3)})
             print(f"tune {name} {key}={v}: {ps:.2f} dB", flush=True)
             if best is None or ps > best[1]:
@@ -281,7 +310,8 @@ def main() -> None:
             for name in args.methods:
                 nfes = [0] if name in ("zero_filled", "tv") else args.nfe
                 for nfe in nfes:
-                    solver = make_solver(name, prior, nfe, tuned.get(name), phase=phase, num_samples=args.num_samples)
+                    solver = make_solver(name, prior, nfe, tuned.get(name), phase=phase, num_samples=args.num_samples,
+                                         cg_iterations=args.cg_iterations)
                     if args.final_dc != "default" and name.startswith("ours_"):
                         solver.final_data_consistency = args.final_dc == "on"
                     ps, ss, dt, worst, per_slice = evaluate(solver, cases)
