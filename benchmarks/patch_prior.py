@@ -73,7 +73,9 @@ METHODS = ("zero_filled", "tv", "l1wavelet", "diffpir", "dds")  # table order
 DIFFUSION_METHODS = ("diffpir", "dds")
 GRIDS = {"tv": [1e-4, 3e-4, 1e-3, 3e-3], "l1wavelet": [1e-4, 3e-4, 1e-3, 3e-3], "diffpir": [0.003, 0.01, 0.03],
          "dds": [0.001, 0.003, 0.01, 0.05]}
-DIFFPIR_CG = {"cg_iterations": 30}  # DiffPIR's CG budget per step (--cg-iterations; 30 = the preset's default)
+# DiffPIR options set from the CLI: CG budget per step (--cg-iterations; 30 = the preset's default) and σ_y
+# ("auto", the k-space noise estimate, when --snr-db adds noise to the recon stage's cases)
+DIFFPIR_OPTS = {"cg_iterations": 30, "sigma_y": 0.01}
 
 
 def make_solver(name: str, value, prior=None, nfe: int = 50):
@@ -85,7 +87,7 @@ def make_solver(name: str, value, prior=None, nfe: int = 50):
         return L1WaveletSolver(lam=value)
     if name == "diffpir":  # value: λ, or [λ, t_start] for a warm-started run (t_start None: from pure noise)
         lam, t_start = value if isinstance(value, (list, tuple)) else (value, None)
-        return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start, **DIFFPIR_CG)
+        return DiffPIRSolver(prior, lam=lam, num_steps=nfe, seed=0, phase_mode="none", t_start=t_start, **DIFFPIR_OPTS)
     if name == "dds":  # value: the constant proximal weight ρ
         return DecomposedDiffusionSolver(prior, rho=value, num_steps=nfe, seed=0, phase_mode="none")
     raise ValueError(f"unknown method {name!r}")
@@ -180,7 +182,7 @@ def stage_recon(args, prior) -> dict:
             key = (lambda name: f"{name} @R{tune_R:g}") if args.tune_per_r else (lambda name: name)
             names = [m for m in METHODS if m != "zero_filled" and m in args.methods]
             if not all(key(n) in tuned[coils] for n in names):  # once per tuning R (without --tune-per-r: once)
-                tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils)
+                tcases = cases(DATA_1MM, args.tune_slices, tune_R, coils, snr_db=args.snr_db)
                 for name in names:
                     grid = tuning_grid(name, args.quick)
                     if name == "diffpir" and args.t_start_grid:  # λ and the warm start's t_start tuned together
@@ -188,13 +190,14 @@ def stage_recon(args, prior) -> dict:
                     best, grid_rows = tune(name, grid, tcases, prior, args.nfe)
                     tuned[coils][key(name)] = {"value": best, "grid": grid_rows}
                     print(f"tuned {key(name)} ({coils} coils): {best} from {grid_rows}", flush=True)
-            ecases = cases(DATA_1MM, args.eval_slices, R, coils)
+            ecases = cases(DATA_1MM, args.eval_slices, R, coils, snr_db=args.snr_db)
             for name in [m for m in METHODS if m in args.methods]:
                 value = tuned[coils].get(key(name), {}).get("value")
                 r = score(make_solver(name, value, prior, args.nfe), ecases)
                 diffusion = name in DIFFUSION_METHODS
                 r.update(method=name, coils=coils, R=R, value=value, nfe=args.nfe if diffusion else None,
-                         cg_iterations=DIFFPIR_CG["cg_iterations"] if name == "diffpir" else None,
+                         cg_iterations=DIFFPIR_OPTS["cg_iterations"] if name == "diffpir" else None,
+                         snr_db=args.snr_db,
                          size=list(ecases[0].kspace.shape[-2:]),
                          tiling=str(prior.tiling_for(ecases[0].kspace.shape[-2:])) if diffusion else None,
                          tuned_at_R=tune_R if name != "zero_filled" else None)
@@ -415,7 +418,7 @@ def main() -> None:
     ap.add_argument("--tune-per-r", action="store_true",
                     help="tune every method's λ at each acceleration (default: once, at R = 8, for all R)")
     ap.add_argument("--snr-db", type=float, default=None,
-                    help="k-space SNR of added noise in the scale stage (default: noiseless)")
+                    help="k-space SNR of added noise in the scale and recon stages (default: noiseless)")
     ap.add_argument("--tune-slices", type=int, nargs="+", default=[1, 15])
     ap.add_argument("--eval-slices", type=int, nargs="+", default=[0, 4, 8, 12])
     ap.add_argument("--cg-iterations", type=int, default=30, help="DiffPIR's CG iterations per step")
@@ -429,7 +432,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 1 eval slice, 1 grid value, 4 NFE")
     ap.add_argument("--time-one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    DIFFPIR_CG["cg_iterations"] = args.cg_iterations
+    DIFFPIR_OPTS.update(cg_iterations=args.cg_iterations, sigma_y="auto" if args.snr_db is not None else 0.01)
     if args.time_one is not None:
         return time_one(args.time_one, args.nfe, args.checkpoint, args.threads, args.tiling)
     torch.set_num_threads(args.threads)
