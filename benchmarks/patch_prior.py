@@ -125,7 +125,7 @@ def stage_denoise(args, prior) -> dict:
     slices = torch.from_numpy(np.load(DATA_1MM))[list(args.eval_slices)][:, None].float()  # (N, 1, H, W) in [0, 1]
     x0 = slices * 2 - 1
     sigmas = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 5.0, 6.0]
-    out = {}
+    out, used = {}, str(prior.tiling_for(x0.shape[-2:]))
     for t in (200, 400):
         g = torch.Generator().manual_seed(t)
         eps = torch.randn(x0.shape, generator=g)
@@ -143,7 +143,6 @@ def stage_denoise(args, prior) -> dict:
             return float(np.mean([float(psnr((x0[i, 0] + 1) / 2, (img[i, 0] + 1) / 2, data_range=1.0)) for i in range(len(x0))]))
 
         best_sigma = max(sigmas, key=lambda s: p(filt[s]))
-        used = str(prior.tiling_for(x0.shape[-2:]))
         out[t] = {"tweedie_psnr": p(tweedie[used][0]), "tiling": used, "noisy_psnr": p(scaled.clamp(-1, 1)),
                   "best_gaussian_sigma": best_sigma, "best_gaussian_psnr": p(filt[best_sigma]),
                   "tweedie_psnr_by_tiling": {k: p(v[0]) for k, v in tweedie.items()},
@@ -315,14 +314,14 @@ def stage_scale(args, prior) -> dict:
     """DiffPIR on the tuning slices at two intensity-scale percentiles, x̂0 clipped or not; zero-filled peak ratios."""
     # with noise: σ_y estimated per slice and λ 0.1, the values benchmarks/noise_level.py tuned at 20 dB
     noisy = args.snr_db is not None
-    out = {"lam": 0.1 if noisy else 3e-4, "sigma_y": "auto" if noisy else 0.01, "rows": [], "ratios": {}, "snr_db": args.snr_db}
+    out = {"lam": 0.1 if noisy else 3e-4, "sigma_y": DIFFPIR_OPTS["sigma_y"], "rows": [], "ratios": {}, "snr_db": args.snr_db}
     for R in [4, 8][:1 if args.quick else 2]:
         tcases = cases(DATA_1MM, args.tune_slices, R, 8, snr_db=args.snr_db)
         out["ratios"][f"R{R}"] = zero_filled_peak_ratios(tcases)
         for pct in (OLD_SCALE_PERCENTILE, SCALE_PERCENTILE):
             for clip in (True, False):
-                solver = DiffPIRSolver(prior, lam=out["lam"], sigma_y=out["sigma_y"], num_steps=args.nfe, seed=0,
-                                       phase_mode="none", scale_percentile=pct, clip_x0=clip)
+                solver = DiffPIRSolver(prior, lam=out["lam"], num_steps=args.nfe, seed=0, phase_mode="none",
+                                       scale_percentile=pct, clip_x0=clip, **DIFFPIR_OPTS)
                 r = score(solver, tcases)
                 out["rows"].append({"R": R, "percentile": pct, "clip_x0": clip, "psnr": r["psnr"], "ssim": r["ssim"]})
                 print(f"scale R {R} p {pct} clip {clip}: {r['psnr']:.2f} dB / {r['ssim']:.3f}", flush=True)

@@ -87,7 +87,9 @@ def require_prior_size(prior, sizes: Iterable[tuple[int, int]], checkpoint: str 
 def log_prior_tiling(prior, sizes: Iterable[tuple[int, int]]) -> None:
     """Log, for a prior that covers images by tiling (a patch prior), the tiling each case size gets."""
     tiling_for = getattr(prior, "tiling_for", None)
-    for h, w in sizes if tiling_for is not None else ():
+    if tiling_for is None:
+        return
+    for h, w in sizes:
         logger.info("patch prior: %dx%d images are covered by %r tiling", int(h), int(w), str(tiling_for((int(h), int(w)))))
 
 
